@@ -1,0 +1,47 @@
+# The course in two commands:
+#   make lab    set up .venv (first time only) and start JupyterLab on notebooks/
+#   make test   set up .venv with the test extras, then run every test (unit, notebooks, browser)
+# Needs only Python >= 3.10 with venv. Override the interpreter with `make PYTHON=python3.11 ...`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+PORT ?= 8888
+# JupyterLab refuses to run as root unless told to; add the flag only when we are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Notebook runs: cell timeout in seconds, and the sanitizer for addresses and timings.
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
+NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
+
+.PHONY: lab test test-unit test-notebooks setup setup-test execute-notebooks exercises bench clean
+
+$(VENV)/.course: requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PIP) install --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (unet course)" >/dev/null
+	touch $@
+
+$(VENV)/.test: $(VENV)/.course requirements-test.txt
+	$(PIP) install --disable-pip-version-check -r requirements-test.txt -c constraints.txt
+	touch $@
+
+setup: $(VENV)/.course
+setup-test: $(VENV)/.test
+
+lab: $(VENV)/.course
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+		--ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q --doctest-modules $(NBVAL) tests unet_helpers $(NOTEBOOK_DIRS)
+
+test-unit: $(VENV)/.test
+	$(BIN)/python -m pytest -q tests unet_helpers --doctest-modules -m "not browser"
+
+test-notebooks: $(VENV)/.test
+	$(BIN)/python -m pytest -q $(NBVAL) $(NOTEBOOK_DIRS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
