@@ -1,0 +1,104 @@
+"""predict and predict_tiled, including agreement of tiled with whole-image inference."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from unet_helpers import ArrayDataset, CombinedLoss, UNet, seed_everything, synthetic_segmentation
+from unet_helpers.inference import blend_window, predict, predict_tiled, scores_to_probs, tile_starts
+from unet_helpers.train import fit, make_loader
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    """A small U-Net trained for a few seconds on 64x64 synthetic shapes, in eval mode."""
+    seed_everything(0)
+    images, masks = synthetic_segmentation(160, size=64, seed=0)
+    model = UNet(3, 3, base=8, depth=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    fit(model, make_loader(ArrayDataset(images, masks), 8), None, CombinedLoss(), optimizer, 3, num_classes=3, progress=False)
+    return model.eval()
+
+
+def mosaic(rows, cols, seed=5):
+    """A large image made of 64x64 synthetic scenes, (3, 64 rows, 64 cols)."""
+    images, masks = synthetic_segmentation(rows * cols, size=64, seed=seed)
+    grid = images.reshape(rows, cols, 64, 64, 3).transpose(0, 2, 1, 3, 4).reshape(rows * 64, cols * 64, 3)
+    return torch.from_numpy(grid).permute(2, 0, 1).contiguous()
+
+
+def test_predict_uses_eval_mode_and_restores_mode():
+    torch.manual_seed(0)
+    model = UNet(3, 2, base=4, depth=2)
+    model(torch.randn(4, 3, 16, 16))  # move BatchNorm running stats away from the defaults
+    x = torch.randn(3, 3, 16, 16)
+    model.train()
+    ids, probs = predict(model, x, batch_size=2, return_probs=True)
+    assert model.training
+    with torch.no_grad():
+        expected = model.eval()(x).softmax(1)
+    assert torch.allclose(probs, expected, atol=1e-6) and torch.equal(ids, expected.argmax(1))
+    assert predict(model, x[0]).shape == (16, 16)
+
+
+def test_scores_to_probs_binary_and_multiclass():
+    logits = torch.randn(2, 1, 3, 3)
+    probs = scores_to_probs(logits)
+    assert probs.shape == (2, 2, 3, 3) and torch.allclose(probs.sum(1), torch.ones(2, 3, 3))
+    assert torch.allclose(probs[:, 1], torch.sigmoid(logits[:, 0]))
+
+
+@given(st.integers(1, 300), st.integers(1, 64), st.floats(0, 0.9))
+def test_tile_starts_cover_everything_flush_with_the_end(length, tile, overlap):
+    stride = max(1, int(tile * (1 - overlap)))
+    starts = tile_starts(length, tile, stride)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s : s + tile] = True
+        assert 0 <= s and (s + tile <= length or length <= tile)
+    assert covered.all()
+    assert starts[-1] + tile == length or length <= tile
+    assert starts == sorted(set(starts))
+
+
+def test_blend_window_shapes():
+    window = blend_window(64, 48)
+    assert window.shape == (64, 48) and window.min() > 0
+    assert window[31:33, 23:25].min() == window.max()  # peak in the centre
+    assert torch.equal(blend_window(5, 5, "uniform"), torch.ones(5, 5))
+    with pytest.raises(ValueError, match=r"blend must be one of.*'average'"):
+        blend_window(4, 4, "average")
+
+
+def test_single_tile_equals_predict(trained_model):
+    image = mosaic(2, 3)
+    whole_ids, whole_probs = predict(trained_model, image, return_probs=True)
+    for blend in ("gaussian", "uniform", "none"):
+        ids, probs = predict_tiled(trained_model, image, tile=512, blend=blend, return_probs=True)
+        assert torch.allclose(probs, whole_probs, atol=1e-5) and torch.equal(ids, whole_ids)
+
+
+@pytest.mark.parametrize("hw,tile", [((300, 200), 128), ((100, 90), 256), ((257, 129), (64, 96))])
+def test_any_size_and_binary_models(hw, tile):
+    model = UNet(1, 1, base=4, depth=3)
+    ids, probs = predict_tiled(model, torch.rand(1, *hw), tile=tile, overlap=0.5, return_probs=True)
+    assert ids.shape == hw and probs.shape == (2, *hw)
+    assert torch.allclose(probs.sum(0), torch.ones(hw), atol=1e-5)
+
+
+def test_without_blending_seams_differ(trained_model):
+    image = mosaic(4, 4)
+    gaussian = predict_tiled(trained_model, image, tile=96, overlap=0.5, return_probs=True)[1]
+    overwrite = predict_tiled(trained_model, image, tile=96, overlap=0.5, blend="none", return_probs=True)[1]
+    assert not torch.allclose(gaussian, overwrite)
+
+
+def test_errors_are_clear():
+    model = UNet(1, 2, base=4, depth=2)
+    with pytest.raises(ValueError, match=r"overlap must be in \[0, 1\); got 1.0"):
+        predict_tiled(model, torch.rand(1, 32, 32), overlap=1.0)
+    with pytest.raises(ValueError, match=r"takes one image \(C, H, W\); got shape \(2, 1, 32, 32\)"):
+        predict_tiled(model, torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) or one image"):
+        predict(model, torch.rand(32, 32))

@@ -1,0 +1,154 @@
+"""The training loop: modes, accumulated metrics, callbacks, schedulers, reproducibility, resume."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from unet_helpers import ArrayDataset, CombinedLoss, ConfusionMatrix, UNet, seed_everything, synthetic_segmentation
+from unet_helpers.checkpoint import load_checkpoint, save_checkpoint
+from unet_helpers.inference import predict
+from unet_helpers.train import evaluate, fit, make_loader, train_one_epoch
+
+
+def small_data(n=24, size=32, seed=0):
+    images, masks = synthetic_segmentation(n, size=size, seed=seed)
+    return ArrayDataset(images, masks)
+
+
+def small_setup(seed=0, shuffle=True):
+    seed_everything(seed)
+    train = make_loader(small_data(24, seed=1), batch_size=4, shuffle=shuffle, seed=seed)
+    val = make_loader(small_data(10, seed=2), batch_size=4, shuffle=False)
+    model = UNet(3, 3, base=4, depth=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return model, train, val, optimizer
+
+
+def test_fit_history_records_and_learning():
+    model, train, val, optimizer = small_setup()
+    history = fit(model, train, val, CombinedLoss(), optimizer, epochs=4, progress=False)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    keys = {"epoch", "train_loss", "train_parts", "val_loss", "val_parts", "val_iou", "val_dice",
+            "miou", "mean_dice", "pixel_accuracy", "lr", "seconds"}
+    assert all(set(r) == keys for r in history)
+    assert set(history[0]["train_parts"]) == {"ce", "dice"} and len(history[0]["val_iou"]) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert model.training  # fit leaves the model in training mode, as it found it
+
+
+def test_evaluate_metrics_come_from_accumulated_counts():
+    model, train, val, optimizer = small_setup()
+    fit(model, train, val, CombinedLoss(), optimizer, epochs=2, progress=False)
+    images = torch.stack([val.dataset[i][0] for i in range(len(val.dataset))])
+    targets = torch.stack([val.dataset[i][1] for i in range(len(val.dataset))])
+    reference = ConfusionMatrix(3)
+    reference.update(predict(model, images), targets)  # whole set at once, independent path
+    for batch_size in (1, 3, 10):
+        result = evaluate(model, make_loader(val.dataset, batch_size, shuffle=False), 3)
+        assert torch.equal(result["confusion"].matrix, reference.matrix)
+        assert result["miou"] == pytest.approx(reference.miou())
+
+
+def test_evaluate_uses_eval_mode_and_changes_nothing():
+    model, train, val, _ = small_setup()
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate(model, val, 3, loss_fn=CombinedLoss())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats untouched
+    assert model.training  # mode restored
+    model.eval()
+    evaluate(model, val, 3)
+    assert not model.training
+
+
+def test_train_one_epoch_switches_to_train_mode():
+    model, train, _, optimizer = small_setup()
+    model.eval()
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    running = bn.running_mean.clone()
+    train_one_epoch(model, train, CombinedLoss(), optimizer)
+    assert model.training and not torch.equal(bn.running_mean, running)
+
+
+def test_callbacks_get_history_model_and_fixed_preview():
+    model, train, val, optimizer = small_setup()
+    calls = []
+    fit(model, train, val, CombinedLoss(), optimizer, epochs=3, progress=False,
+        callbacks=[lambda h, m, b: calls.append((len(h), m, b))])
+    assert [c[0] for c in calls] == [1, 2, 3] and all(c[1] is model for c in calls)
+    images, targets = calls[0][2]
+    assert images.shape == (4, 3, 32, 32) and targets.shape == (4, 32, 32)
+    assert all(torch.equal(c[2][0], images) for c in calls)
+
+
+def test_scheduler_per_epoch_and_plateau():
+    model, train, val, optimizer = small_setup()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=scheduler, progress=False)
+    assert [r["lr"] for r in history] == pytest.approx([5e-3, 2.5e-3])
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.1, threshold=10.0)
+    history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=plateau, progress=False, history=history)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history[-1]["lr"] < history[1]["lr"]
+
+
+def test_seeded_training_is_reproducible_on_cpu():
+    runs = []
+    for _ in range(2):
+        model, train, val, optimizer = small_setup(seed=3)
+        history = fit(model, train, val, CombinedLoss(), optimizer, 2, progress=False)
+        runs.append((model.state_dict(), [{k: v for k, v in r.items() if k != "seconds"} for r in history]))
+    (w1, h1), (w2, h2) = runs
+    assert h1 == h2
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
+    model, train, val, optimizer = small_setup(seed=4, shuffle=False)
+    straight = fit(model, train, val, CombinedLoss(), optimizer, 3, progress=False)
+    straight_weights = model.state_dict()
+
+    model, train, val, optimizer = small_setup(seed=4, shuffle=False)
+    history = fit(model, train, val, CombinedLoss(), optimizer, 2, progress=False)
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, epoch=2, history=history)
+    fresh = UNet(3, 3, base=4, depth=3)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-2)
+    state = load_checkpoint(tmp_path / "ckpt.pt", fresh, fresh_optimizer)
+    resumed = fit(fresh, train, val, CombinedLoss(), fresh_optimizer, 1, progress=False, history=state["history"])
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert resumed[-1]["train_loss"] == pytest.approx(straight[-1]["train_loss"], rel=1e-5)
+    assert all(torch.allclose(straight_weights[k].float(), fresh.state_dict()[k].float(), atol=1e-5) for k in straight_weights)
+
+
+def test_pixel_weight_triples_reach_the_loss():
+    seen = []
+
+    def loss_fn(logits, target, weights=None):
+        seen.append(weights)
+        return nn.functional.cross_entropy(logits, target)
+
+    base = small_data(8)
+    triples = [(x, y, torch.full(y.shape, 2.0)) for x, y in base]
+    model = UNet(3, 3, base=4, depth=3)
+    fit(model, make_loader(triples, 4), None, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), 1, progress=False)
+    assert len(seen) == 2 and all(w is not None and torch.all(w == 2.0) for w in seen)
+
+
+def test_nan_loss_and_bad_arguments_are_clear():
+    model, train, val, optimizer = small_setup()
+    with pytest.raises(FloatingPointError, match=r"loss became nan.*lower the learning rate"):
+        train_one_epoch(model, train, lambda logits, target: logits.sum() * math.nan, optimizer)
+    with pytest.raises(ValueError, match=r"epochs must be an int >= 0; got 2.5"):
+        fit(model, train, val, CombinedLoss(), optimizer, 2.5, progress=False)
+    with pytest.raises(ValueError, match=r"each batch must be \(images, targets\)"):
+        train_one_epoch(model, [torch.zeros(2, 3, 16, 16)], CombinedLoss(), optimizer)
+    with pytest.raises(ValueError, match=r"cannot tell the number of classes.*num_classes=K"):
+        evaluate(nn.Conv2d(3, 2, 1), val)
+
+
+def test_make_loader_drops_a_last_batch_of_one():
+    assert make_loader(small_data(9), batch_size=4).drop_last is True
+    assert make_loader(small_data(8), batch_size=4).drop_last is False
+    assert make_loader(small_data(9), batch_size=4, shuffle=False).drop_last is False

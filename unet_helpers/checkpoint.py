@@ -1,0 +1,139 @@
+"""Checkpoints: weights, model configuration, optimizer state, epoch and history in one file.
+
+Used in ``notebooks/06_training.ipynb`` and by ``python -m unet_helpers train``.
+
+Files are read with ``torch.load(..., weights_only=True)``: only tensors and plain Python
+containers are unpickled, never arbitrary objects, so a checkpoint from elsewhere cannot run code.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .unet import UNetConfig, unet_from_config
+
+FORMAT = "unet_helpers.checkpoint/1"
+
+
+def _config_dict(model: nn.Module) -> dict | None:
+    model = model.module if hasattr(model, "module") else model
+    config = getattr(model, "config", None)
+    return asdict(config) if isinstance(config, UNetConfig) else None
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch: int | None = None,
+    history: list[dict] | None = None,
+    scheduler: object | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically (to a temporary file, then renamed over ``path``).
+
+    Args:
+        path: file to write (its folder is created).
+        model: the model (a ``UNet`` stores its configuration, so it can be rebuilt from the file).
+        optimizer, scheduler: optional, for resuming.
+        epoch: the last finished epoch.
+        history: the list returned by ``fit``.
+        extra: any small dict of plain values (class names, mask mapping, ...).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = model.module if hasattr(model, "module") else model
+    state = {
+        "format": FORMAT,
+        "model_config": _config_dict(plain),
+        "model_state": plain.state_dict(),
+        "optimizer_state": None if optimizer is None else optimizer.state_dict(),
+        "scheduler_state": None if scheduler is None else scheduler.state_dict(),
+        "epoch": epoch,
+        "history": list(history or []),
+        "extra": dict(extra or {}),
+    }
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _describe_mismatch(saved: dict, current: dict) -> str:
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {current.get(k)!r}" for k in current if saved.get(k) != current.get(k)]
+    return "; ".join(diffs)
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: object | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict:
+    """Load a checkpoint written by ``save_checkpoint``.
+
+    Args:
+        path: the file.
+        model: the model to load into; ``None`` rebuilds a ``UNet`` from the stored configuration.
+        optimizer, scheduler: loaded too when given (for resuming training).
+        map_location: where tensors go (default CPU).
+
+    Returns:
+        ``{"model", "epoch", "history", "extra", "config"}``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this format, or saved for a differently configured model
+            (the message lists every difference, e.g. ``num_classes: checkpoint 5 vs model 2``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # unpickling refused or a corrupt file
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a unet_helpers checkpoint (expected format {FORMAT!r})")
+    saved_config = state["model_config"]
+    if model is None:
+        if saved_config is None:
+            raise ValueError(f"{path} holds weights of a model that is not a UNet; pass model=... to load it")
+        model = unet_from_config(saved_config)
+    else:
+        current = _config_dict(model)
+        if saved_config is not None and current is not None and saved_config != current:
+            raise ValueError(
+                f"checkpoint {path} was saved for a different model: {_describe_mismatch(saved_config, current)}. "
+                "Build the model with the checkpoint's settings, or load with model=None to rebuild it"
+            )
+        model = model.module if hasattr(model, "module") else model
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as error:
+        raise ValueError(f"weights in {path} do not fit this model: {str(error).splitlines()[0]}") from error
+    if optimizer is not None and state["optimizer_state"] is not None:
+        optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state["scheduler_state"] is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+    return {
+        "model": model,
+        "epoch": state["epoch"],
+        "history": state["history"],
+        "extra": state["extra"],
+        "config": saved_config,
+    }
