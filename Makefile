@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-unit test-notebooks setup setup-test execute-notebooks exercises bench clean
+.PHONY: lab test test-unit test-notebooks setup setup-test exercises clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-unit: $(VENV)/.test
 
 test-notebooks: $(VENV)/.test
 	$(BIN)/python -m pytest -q $(NBVAL) $(NOTEBOOK_DIRS)
+
+# Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
+exercises: $(VENV)/.course
+	$(BIN)/python -m unet_helpers.checks.build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,5 +1,4 @@
 """Boundary F1 against a brute force that compares every pair of boundary pixels."""
-import math
 
 import numpy as np
 import pytest

@@ -99,6 +99,28 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
+def tile_boxes(height: int, width: int, tile: int | tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
+    """The ``(y, x, h, w)`` of every tile ``predict_tiled`` runs, in the order it runs them.
+
+    Tiles are ``tile`` (clipped to the image) with a stride of ``floor(tile * (1 - overlap))``;
+    the last row and column are flush with the border (``tile_starts``).
+
+    >>> tile_boxes(300, 200, 128, 0.25)[:3]
+    [(0, 0, 128, 128), (0, 72, 128, 128), (96, 0, 128, 128)]
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1); got {overlap}")
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    tile_h, tile_w = min(tile_h, height), min(tile_w, width)
+    stride_h = max(1, math.floor(tile_h * (1 - overlap)))
+    stride_w = max(1, math.floor(tile_w * (1 - overlap)))
+    return [
+        (y, x, tile_h, tile_w)
+        for y in tile_starts(height, tile_h, stride_h)
+        for x in tile_starts(width, tile_w, stride_w)
+    ]
+
+
 def blend_window(height: int, width: int, mode: str = "gaussian", sigma_scale: float = 0.125) -> torch.Tensor:
     """Weight of each pixel of a tile when overlapping tiles are averaged.
 
@@ -159,14 +181,10 @@ def predict_tiled(
         image = image[0]
     if image.ndim != 3:
         raise ValueError(f"predict_tiled takes one image (C, H, W); got shape {tuple(image.shape)}. Hint: loop over a batch")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1); got {overlap}")
-    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     height, width = image.shape[-2:]
-    tile_h, tile_w = min(tile_h, height), min(tile_w, width)
-    stride_h = max(1, math.floor(tile_h * (1 - overlap)))
-    stride_w = max(1, math.floor(tile_w * (1 - overlap)))
-    origins = [(y, x) for y in tile_starts(height, tile_h, stride_h) for x in tile_starts(width, tile_w, stride_w)]
+    boxes = tile_boxes(height, width, tile, overlap)
+    tile_h, tile_w = boxes[0][2:]
+    origins = [(y, x) for y, x, _, _ in boxes]
     window = blend_window(tile_h, tile_w, blend)  # (h, w)
     device = _model_device(model)
     was_training = model.training

@@ -1,0 +1,80 @@
+"""Checks of exercise 5 (training step, evaluation pass): solution, stub, wrong answers."""
+from __future__ import annotations
+
+import pytest
+
+from unet_helpers.checks import Status, exercise
+from wrong_answers import REPO, load_definitions
+from wrong_answers import training as wrong
+
+CASES = [("train_step", "my_train_step"), ("evaluate", "my_evaluate")]
+
+
+@pytest.mark.parametrize("name, fn", CASES)
+def test_solution_passes(name, fn):
+    solution = load_definitions(REPO / "solutions" / "ex05_training_loop.ipynb")[fn]
+    result = exercise(name).check(solution)
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("name, fn", CASES)
+def test_stub_is_not_attempted(name, fn):
+    stub = load_definitions(REPO / "exercises" / "ex05_training_loop.ipynb")[fn]
+    assert exercise(name).check(stub).status is Status.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize("fn, prop, fragment", [
+    (wrong.step_without_zero_grad, "optimizer.zero_grad() before backward", "were added"),
+    (wrong.step_without_train_mode, "model.train() at the start", "eval mode"),
+    (wrong.train_mode_at_the_end, "model.train() at the start", "forward pass ran with the model in eval mode"),
+    (wrong.step_before_backward, "optimizer.step() after loss.backward()", "did not change"),
+    (wrong.zero_grad_after_backward, "optimizer.step() after loss.backward()", "did not change"),
+    (wrong.backward_on_detached_loss, "runs one step and returns loss.item()", "does not require grad"),
+    (wrong.backward_on_item, "runs one step and returns loss.item()", "no attribute 'backward'"),
+    (wrong.returns_tensor, "runs one step and returns loss.item()", "Python number"),
+])
+def test_train_step_wrong_answers(fn, prop, fragment):
+    result = exercise("train_step").check(fn)
+    assert result.status is Status.INCORRECT and result.failed == prop, str(result)
+    assert fragment in str(result) and prop in str(result)
+
+
+def test_detached_loss_gets_a_specific_hint():
+    result = exercise("train_step").check(wrong.backward_on_detached_loss)
+    assert "loss.backward()" in result.hint and result.error_where.startswith("line ")
+
+
+@pytest.mark.parametrize("fn, prop, fragment", [
+    (wrong.evaluate_without_eval_mode, "model.eval(): BatchNorm statistics unchanged", "training mode"),
+    (wrong.evaluate_with_gradients, "no gradients tracked (torch.no_grad())", "Gradients were tracked"),
+    (wrong.evaluate_unweighted_loss, "mean loss over images (weighted by batch size)", "the last batch has 1 image"),
+    (wrong.evaluate_per_batch_miou, "mIoU from counts over the whole dataset", "per-batch mIoUs"),
+    (wrong.evaluate_returns_tensors, "returns (mean loss, mIoU) as two floats", "two Python floats"),
+])
+def test_evaluate_wrong_answers(fn, prop, fragment):
+    result = exercise("evaluate").check(fn)
+    assert result.status is Status.INCORRECT and result.failed == prop, str(result)
+    assert fragment in str(result) and prop in str(result)
+
+
+def test_check_references_agree_with_the_package_trainer():
+    """The checker's one-batch reference step and evaluation equal unet_helpers.train's loop."""
+    import copy
+
+    import torch
+
+    from unet_helpers.checks import training as checks
+    from unet_helpers.train import evaluate, train_one_epoch
+
+    model, optimizer = checks._setup(seed=11)
+    twin = copy.deepcopy(model)
+    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    images, masks = checks._batch(3, seed=11)
+    loss = checks._reference_step(model, images, masks, optimizer, checks._loss_fn)
+    means = train_one_epoch(twin, [(images, masks)], checks._loss_fn, twin_optimizer)
+    assert abs(means["loss"] - loss) < 1e-6
+    assert torch.allclose(checks._params(model), checks._params(twin), atol=1e-6)
+
+    mean_loss, miou = checks._reference_evaluate(model, checks._loader(), checks._loss_fn, checks.K)
+    package = evaluate(twin, checks._loader(), num_classes=checks.K, loss_fn=checks._loss_fn)
+    assert abs(package["loss"] - mean_loss) < 1e-6 and abs(package["miou"] - miou) < 1e-9

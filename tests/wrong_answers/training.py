@@ -1,0 +1,113 @@
+"""Wrong training steps and evaluation passes (exercise 5), each with one plausible mistake."""
+import torch
+
+from unet_helpers import ConfusionMatrix
+
+
+def step_without_zero_grad(model, images, masks, optimizer, loss_fn):
+    model.train()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_without_train_mode(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, images, masks, optimizer, loss_fn):
+    model.train()
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def backward_on_detached_loss(model, images, masks, optimizer, loss_fn):
+    model.train()
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks).detach()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def backward_on_item(model, images, masks, optimizer, loss_fn):
+    model.train()
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks).item()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def returns_tensor(model, images, masks, optimizer, loss_fn):
+    model.train()
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def zero_grad_after_backward(model, images, masks, optimizer, loss_fn):
+    model.train()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+def train_mode_at_the_end(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    model.train()
+    return loss.item()
+
+
+def _evaluate(model, loader, loss_fn, num_classes, eval_mode=True, no_grad=True, weighted=True, per_batch_miou=False):
+    if eval_mode:
+        model.eval()
+    cm, total, count, losses, mious = ConfusionMatrix(num_classes), 0.0, 0, [], []
+    with torch.set_grad_enabled(not no_grad):
+        for images, masks in loader:
+            logits = model(images)
+            loss = loss_fn(logits, masks).item()
+            total, count = total + loss * len(images), count + len(images)
+            losses.append(loss)
+            cm.update(logits.detach(), masks)
+            one = ConfusionMatrix(num_classes)
+            one.update(logits.detach(), masks)
+            mious.append(one.miou())
+    mean_loss = total / count if weighted else sum(losses) / len(losses)
+    return mean_loss, (sum(mious) / len(mious) if per_batch_miou else cm.miou())
+
+
+def evaluate_without_eval_mode(model, loader, loss_fn, num_classes):
+    return _evaluate(model, loader, loss_fn, num_classes, eval_mode=False)
+
+
+def evaluate_with_gradients(model, loader, loss_fn, num_classes):
+    return _evaluate(model, loader, loss_fn, num_classes, no_grad=False)
+
+
+def evaluate_unweighted_loss(model, loader, loss_fn, num_classes):
+    return _evaluate(model, loader, loss_fn, num_classes, weighted=False)
+
+
+def evaluate_per_batch_miou(model, loader, loss_fn, num_classes):
+    return _evaluate(model, loader, loss_fn, num_classes, per_batch_miou=True)
+
+
+def evaluate_returns_tensors(model, loader, loss_fn, num_classes):
+    loss, miou = _evaluate(model, loader, loss_fn, num_classes)
+    return torch.tensor(loss), torch.tensor(miou)

@@ -1,0 +1,362 @@
+"""Pictures of images, masks, errors and training curves; every plot returns a ``Figure``.
+
+Used from ``notebooks/05_metrics.ipynb`` on (masks, overlays, TP/FP/FN error maps) and in
+``06_training.ipynb`` (history curves, IoU bars, the dashboard); ``widgets.py`` wires these to
+controls, ``viz_playground.py`` draws the playgrounds. Nothing here calls ``plt.show()``.
+
+Colours: class ``k`` has the same colour in every view (``class_colors``); errors use their own
+legend (``ERROR_LABELS``). Figures are made with ``plt.figure`` and closed at once, so they are
+not drawn twice in a notebook (once by the inline backend and once as the cell's value) and do
+not pile up in memory; they still display, save and render to PNG (``figure_to_png``).
+
+Shapes: images ``(C, H, W)`` or ``(H, W)``; masks ``(H, W)`` class ids; batches add ``N`` in front.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+# Okabe-Ito colours (readable with colour blindness), class 0 dark; more classes take tab20.
+PALETTE = ("#262626", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+IGNORE_COLOR = "#BDBDBD"
+ERROR_LABELS = ("correct / not shown", "true positive", "false positive", "false negative",
+                "wrong class", "ignored")
+ERROR_COLORS = ("#000000", "#2CA02C", "#D62728", "#1F77B4", "#FFD92F", IGNORE_COLOR)
+TP, FP, FN, CONFUSED, IGNORED = 1, 2, 3, 4, 5
+
+
+def class_colors(num_classes: int) -> np.ndarray:
+    """RGB colour of each class, the same in every view; ``(K, 3)`` floats in ``[0, 1]``."""
+    extra = [matplotlib.colormaps["tab20"](i % 20)[:3] for i in range(max(0, num_classes - len(PALETTE)))]
+    return np.array([to_rgb(c) for c in PALETTE[:num_classes]] + extra).reshape(num_classes, 3)
+
+
+def class_colormap(num_classes: int) -> ListedColormap:
+    """A ``ListedColormap`` of ``class_colors`` for ``imshow(mask, cmap=..., vmin=0, vmax=K-1)``."""
+    return ListedColormap(class_colors(num_classes), name=f"classes{num_classes}")
+
+
+def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def to_display_image(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An image ready for ``imshow``: channels last, each image stretched to ``[0, 1]``.
+
+    Dim microscopy (mean 4-21 of 255) needs the stretch to be visible at all.
+
+    Shape:
+        - Input: ``(C, H, W)`` with ``C`` in 1 or 3, ``(H, W)``, or ``(H, W, 3)``
+        - Output: ``(H, W, 3)`` float in ``[0, 1]``
+    """
+    x = _numpy(image).astype(np.float64)
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = np.moveaxis(x, 0, -1)  # (H, W, C)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"image must be (C, H, W) with C in (1, 3), (H, W) or (H, W, 3); got {x.shape}")
+    lo, hi = float(x.min()), float(x.max())
+    x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x  # (H, W, 3)
+
+
+def colorize_mask(mask: np.ndarray | torch.Tensor, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+    """Class ids to colours; ``ignore_index`` pixels light grey.
+
+    Shape:
+        - Input: ``(H, W)``; Output: ``(H, W, 3)`` float in ``[0, 1]``
+    """
+    mask = _numpy(mask).astype(np.int64)
+    ignored = mask == ignore_index if ignore_index is not None else np.zeros(mask.shape, bool)
+    bad = (~ignored) & ((mask < 0) | (mask >= num_classes))
+    if bad.any():
+        raise ValueError(f"mask has class id {int(mask[bad][0])} but num_classes={num_classes}; pass ignore_index for void labels")
+    rgb = class_colors(num_classes)[np.where(ignored, 0, mask)]  # (H, W, 3)
+    rgb[ignored] = to_rgb(IGNORE_COLOR)
+    return rgb
+
+
+def overlay_mask(
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    num_classes: int,
+    alpha: float = 0.5,
+    classes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Blend class colours into the image where the mask holds one of ``classes``.
+
+    ``classes`` defaults to every class but 0 (the background is left as it is).
+
+    Shape:
+        - Output: ``(H, W, 3)`` float in ``[0, 1]``
+    """
+    base = to_display_image(image)
+    mask = _numpy(mask).astype(np.int64)
+    classes = range(1, num_classes) if classes is None else classes
+    shown = np.isin(mask, list(classes))[..., None]  # (H, W, 1)
+    colours = class_colors(num_classes)[np.clip(mask, 0, num_classes - 1)]  # (H, W, 3)
+    return np.where(shown, (1 - alpha) * base + alpha * colours, base)
+
+
+def error_codes(
+    pred: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    classes: Sequence[int],
+    ignore_index: int | None = None,
+) -> np.ndarray:
+    """Label each pixel TP / FP / FN for the chosen classes (codes index ``ERROR_LABELS``).
+
+    With ``S = classes``: TP where the true class is in ``S`` and predicted right; FN where it is
+    in ``S`` and the prediction is outside ``S``; FP where a class of ``S`` is predicted on a
+    pixel of another class outside ``S``; ``CONFUSED`` where true and predicted are different
+    classes both in ``S`` (an FN of one and an FP of the other); 0 elsewhere; ``IGNORED`` on
+    ``ignore_index``. For one class ``k`` the TP/FP/FN counts are the confusion-matrix entries.
+
+    Shape:
+        - ``pred``, ``target``: ``(H, W)`` (or ``(N, H, W)``); Output: same shape, int64
+    """
+    pred, target = _numpy(pred).astype(np.int64), _numpy(target).astype(np.int64)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} must have the same shape")
+    chosen = np.array(list(classes), dtype=np.int64)
+    true_in, pred_in = np.isin(target, chosen), np.isin(pred, chosen)
+    codes = np.zeros(target.shape, dtype=np.int64)
+    codes[true_in & (pred == target)] = TP
+    codes[true_in & ~pred_in] = FN
+    codes[~true_in & pred_in] = FP
+    codes[true_in & pred_in & (pred != target)] = CONFUSED
+    if ignore_index is not None:
+        codes[target == ignore_index] = IGNORED
+    return codes
+
+
+def error_overlay(
+    image: np.ndarray | torch.Tensor,
+    pred: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    classes: Sequence[int],
+    alpha: float = 0.8,
+    ignore_index: int | None = None,
+) -> np.ndarray:
+    """The image, grey and dimmed, with TP / FP / FN pixels of ``classes`` in ``ERROR_COLORS``.
+
+    Shape:
+        - Output: ``(H, W, 3)`` float in ``[0, 1]``
+    """
+    grey = 0.6 * to_display_image(image).mean(axis=-1, keepdims=True)  # (H, W, 1): colours stand out
+    base = np.repeat(grey, 3, axis=-1)  # (H, W, 3)
+    codes = error_codes(pred, target, classes, ignore_index)
+    colours = np.array([to_rgb(c) for c in ERROR_COLORS])[codes]  # (H, W, 3)
+    return np.where((codes > 0)[..., None], (1 - alpha) * base + alpha * colours, base)
+
+
+def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    names = list(class_names) if class_names is not None else [f"class {k}" for k in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names has {len(names)} names but num_classes={num_classes}")
+    return names
+
+
+def class_legend(num_classes: int, class_names: Sequence[str] | None = None) -> list[Patch]:
+    """Legend handles, one coloured patch per class: ``fig.legend(handles=class_legend(K))``."""
+    return [Patch(color=c, label=n) for c, n in zip(class_colors(num_classes), _names(class_names, num_classes))]
+
+
+def error_legend(with_ignored: bool = False) -> list[Patch]:
+    """Legend handles for ``error_overlay`` (TP, FP, FN, wrong class)."""
+    codes = [TP, FP, FN, CONFUSED] + ([IGNORED] if with_ignored else [])
+    return [Patch(color=ERROR_COLORS[c], label=ERROR_LABELS[c]) for c in codes]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of explicit size (inches) with constrained layout, not kept by pyplot."""
+    import matplotlib.pyplot as plt  # here, so that importing viz does not load a GUI backend
+
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    plt.close(fig)  # pyplot forgets it: no second copy from the inline backend, no leak
+    return fig
+
+
+def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (for ``ipywidgets.Image`` and the static fallback)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def _off(ax, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+
+
+def draw_mask_row(
+    axes: Sequence,
+    image: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    pred: np.ndarray | torch.Tensor | None,
+    num_classes: int,
+    error_classes: Sequence[int] | None = None,
+    ignore_index: int | None = None,
+    titles: Sequence[str] = ("image", "true mask", "predicted mask", "errors"),
+) -> None:
+    """Fill ``axes`` with image | true mask | prediction | error overlay (as many as given)."""
+    panels = [to_display_image(image), colorize_mask(target, num_classes, ignore_index)]
+    if pred is not None:
+        panels.append(colorize_mask(pred, num_classes))
+        chosen = range(1, num_classes) if error_classes is None else error_classes
+        panels.append(error_overlay(image, pred, target, chosen, ignore_index=ignore_index))
+    for ax, panel, title in zip(axes, panels, titles):
+        ax.imshow(panel, interpolation="nearest")
+        _off(ax, title)
+
+
+def plot_predictions(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    preds: torch.Tensor | None,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    errors: bool = True,
+    max_rows: int = 4,
+    ignore_index: int | None = None,
+) -> Figure:
+    """One row per image: image, true mask, predicted mask and (``errors``) the error overlay.
+
+    Shape:
+        - ``images``: ``(N, C, H, W)``; ``targets``, ``preds``: ``(N, H, W)``
+    """
+    rows = min(len(images), max_rows)
+    cols = 2 if preds is None else (4 if errors else 3)
+    fig = new_figure(2.4 * cols, 2.4 * rows + 0.6)
+    axes = np.array(fig.subplots(rows, cols, squeeze=False))
+    for r in range(rows):
+        draw_mask_row(axes[r], images[r], targets[r], None if preds is None else preds[r], num_classes,
+                      ignore_index=ignore_index)
+    handles = class_legend(num_classes, class_names) + (error_legend() if cols == 4 else [])
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
+    return fig
+
+
+def draw_history(ax_loss, ax_metric, history: Sequence[dict]) -> None:
+    """Loss curves (train, validation, and their parts dashed) and mIoU / mean Dice per epoch."""
+    epochs = [r["epoch"] for r in history]
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", color="#1F77B4", label="train")
+    if any(r.get("val_loss") is not None for r in history):
+        ax_loss.plot(epochs, [_nan(r.get("val_loss")) for r in history], "o-", color="#D62728", label="validation")
+    for part, style in zip(sorted({p for r in history for p in r.get("train_parts", {})}), ("--", ":", "-.")):
+        ax_loss.plot(epochs, [r["train_parts"].get(part, math.nan) for r in history], style, color="#1F77B4",
+                     alpha=0.6, label=f"train {part}")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend(fontsize=7)
+    for key, colour in (("miou", "#2CA02C"), ("mean_dice", "#9467BD")):
+        ax_metric.plot(epochs, [_nan(r.get(key)) for r in history], "o-", color=colour, label=key)
+    ax_metric.set(xlabel="epoch", ylim=(0, 1), title="validation")
+    ax_metric.legend(fontsize=7)
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        if epochs:
+            ax.set_xticks(epochs if len(epochs) <= 10 else ax.get_xticks())
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def draw_iou_bars(ax, iou: Sequence[float | None], class_names: Sequence[str] | None = None) -> None:
+    """One bar per class in its class colour; undefined (``None``/NaN) classes say "n/a"."""
+    names = _names(class_names, len(iou))
+    values = [_nan(v) for v in iou]
+    bars = ax.bar(range(len(values)), np.nan_to_num(values), color=class_colors(len(values)), edgecolor="black")
+    for bar, value in zip(bars, values):
+        label = "n/a" if math.isnan(value) else f"{value:.2f}"
+        ax.text(bar.get_x() + bar.get_width() / 2, max(0.0, np.nan_to_num(value)) + 0.02, label,
+                ha="center", fontsize=8)
+    ax.set_xticks(range(len(values)), names, rotation=30 if len(values) > 4 else 0, fontsize=8)
+    ax.set(ylim=(0, 1.1), ylabel="IoU", title="IoU per class")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_history(history: Sequence[dict]) -> Figure:
+    """Loss curves and validation mIoU / mean Dice of a ``fit`` history."""
+    fig = new_figure(9, 3.2)
+    draw_history(*fig.subplots(1, 2), history)
+    return fig
+
+
+def plot_iou_bars(iou: Sequence[float | None], class_names: Sequence[str] | None = None) -> Figure:
+    """Per-class IoU bars (e.g. ``history[-1]["val_iou"]`` or ``ConfusionMatrix.compute()["iou"]``)."""
+    fig = new_figure(max(3.5, 0.8 * len(iou) + 1.5), 3)
+    draw_iou_bars(fig.subplots(), iou, class_names)
+    return fig
+
+
+def plot_mask_row(
+    image: torch.Tensor,
+    target: torch.Tensor,
+    pred: torch.Tensor,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    error_classes: Sequence[int] | None = None,
+    title: str = "",
+    ignore_index: int | None = None,
+) -> Figure:
+    """Image | true mask | prediction | errors of ``error_classes`` (default: all but class 0).
+
+    Shape:
+        - ``image``: ``(C, H, W)``; ``target``, ``pred``: ``(H, W)``
+    """
+    fig = new_figure(11, 3.4)
+    draw_mask_row(fig.subplots(1, 4), image, target, pred, num_classes, error_classes, ignore_index)
+    handles = class_legend(num_classes, class_names) + error_legend(ignore_index is not None)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_message(text: str, width: float = 8, height: float = 1.5) -> Figure:
+    """A figure holding only ``text`` (e.g. "waiting for the first epoch")."""
+    fig = new_figure(width, height)
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="#555555")
+    return fig
+
+
+def plot_dashboard(
+    history: Sequence[dict],
+    images: torch.Tensor | None,
+    targets: torch.Tensor | None,
+    preds: torch.Tensor | None,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """The training dashboard: loss, validation metrics and IoU bars of the last epoch on top,
+    then one row of image | true | predicted | errors per preview image (if ``images``).
+
+    Shape:
+        - ``images``: ``(N, C, H, W)``; ``targets``, ``preds``: ``(N, H, W)``
+
+    Built in ``notebooks/06_training.ipynb`` (``widgets.TrainingDashboard`` redraws it every epoch).
+    """
+    rows = 0 if images is None or preds is None else len(images)
+    fig = new_figure(11, 3.0 + 2.3 * rows)
+    subfigs = fig.subfigures(2, 1, height_ratios=[3.0, 2.3 * rows]) if rows else [fig]
+    draw_history(*subfigs[0].subplots(1, 3)[:2], history)
+    last_iou = history[-1].get("val_iou") if history else None
+    draw_iou_bars(subfigs[0].axes[2], last_iou or [None] * num_classes, class_names)
+    if rows:
+        axes = np.array(subfigs[1].subplots(rows, 4, squeeze=False))
+        for r in range(rows):
+            draw_mask_row(axes[r], images[r], targets[r], preds[r], num_classes)
+        handles = class_legend(num_classes, class_names) + error_legend()
+        subfigs[1].legend(handles=handles, loc="outside right center", fontsize=8)
+    fig.suptitle(f"epoch {history[-1]['epoch']}" if history else "no epoch yet", fontsize=11)
+    return fig

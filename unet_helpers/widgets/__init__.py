@@ -1,0 +1,36 @@
+"""Live views for the lessons: ipywidgets controls wired to plain functions.
+
+The only module of ``unet_helpers`` that imports ``ipywidgets`` (``pip install unet_helpers[widgets]``);
+``import unet_helpers`` never imports it. The views live in
+``widgets/base.py`` (``LiveView``), ``widgets/training.py`` and ``widgets/playgrounds.py``. Every number comes from ``playground.py`` or the
+package, every picture from ``viz.py`` / ``viz_playground.py``; the classes here only connect
+sliders to those functions and keep the results in ``current_*`` attributes.
+
+Static fallback. A view displays as one output carrying three representations:
+
+- ``application/vnd.jupyter.widget-view+json``: the live widget (JupyterLab, Notebook 7, VS Code);
+- ``image/png``: the current figure, what a page without a widget manager shows (GitHub,
+  nbconvert/nbviewer without saved widget state, a Jupyter without ipywidgets);
+- ``text/plain``: the current values, what a terminal IPython prints.
+
+Front ends show the richest one they can render. ``TrainingDashboard`` also replaces the stored
+PNG after each epoch, so a saved notebook shows the last epoch. Outside a kernel (plain Python),
+``view.show()`` prints the values and returns the figure (``view.show().savefig("view.png")``).
+
+Used in notebooks 03 (``UpsamplingExplorer``), 04 (``LossPlayground``), 05 (``MetricPlayground``),
+06 (``TrainingDashboard``, ``MaskExplorer``) and 08 (``TilingExplorer``).
+"""
+from .base import LiveView, has_kernel
+from .playgrounds import LossPlayground, MetricPlayground, TilingExplorer, UpsamplingExplorer
+from .training import MaskExplorer, TrainingDashboard
+
+__all__ = [
+    "LiveView",
+    "LossPlayground",
+    "MaskExplorer",
+    "MetricPlayground",
+    "TilingExplorer",
+    "TrainingDashboard",
+    "UpsamplingExplorer",
+    "has_kernel",
+]
