@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-unit test-notebooks setup setup-test exercises clean
+.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test-notebooks: $(VENV)/.test
 # Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
 exercises: $(VENV)/.course
 	$(BIN)/python -m unet_helpers.checks.build
+
+# Re-execute every lesson in place (they are stored executed so they read well on a repository page).
+notebooks: $(VENV)/.course
+	$(BIN)/python tools/execute_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -22,6 +22,7 @@ Used in notebooks 03 (``UpsamplingExplorer``), 04 (``LossPlayground``), 05 (``Me
 """
 from .base import LiveView, has_kernel
 from .playgrounds import LossPlayground, MetricPlayground, TilingExplorer, UpsamplingExplorer
+from .tasks import TaskPicker
 from .training import MaskExplorer, TrainingDashboard
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "LossPlayground",
     "MaskExplorer",
     "MetricPlayground",
+    "TaskPicker",
     "TilingExplorer",
     "TrainingDashboard",
     "UpsamplingExplorer",

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ..train import infer_num_classes
 from ..viz import figure_to_png
+
 WIDE = {"description_width": "initial"}
 
 

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from unet_helpers import ArrayDataset, UNet, count_parameters, synthetic_segmentation
+from unet_helpers.reference import compare_on_budget, monai_basic_unet, monai_unet, smp_available, smp_unet
+
+
+def test_monai_basic_unet_matches_our_layout():
+    ours = UNet(3, 3, base=16, up_mode="transpose")
+    theirs = monai_basic_unet(3, 3, base=16, up_mode="transpose")
+    # Same structure; MONAI keeps a bias in every convolution, hence a few more parameters.
+    assert abs(count_parameters(theirs) - count_parameters(ours)) / count_parameters(ours) < 0.01
+    assert theirs(torch.randn(2, 3, 33, 34)).shape == (2, 3, 33, 34)
+    assert monai_basic_unet(1, 2, base=4, up_mode="bilinear")(torch.randn(2, 1, 32, 32)).shape == (2, 2, 32, 32)
+    with pytest.raises(ValueError, match="up_mode must be 'transpose' or 'bilinear'"):
+        monai_basic_unet(1, 2, up_mode="nearest")
+
+
+def test_monai_residual_unet_runs():
+    assert monai_unet(1, 5, base=4)(torch.randn(2, 1, 64, 64)).shape == (2, 5, 64, 64)
+
+
+def test_smp_is_optional():
+    if smp_available():
+        assert smp_unet(3, 3)(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    else:
+        with pytest.raises(ImportError, match="segmentation_models_pytorch is not installed.*monai_basic_unet"):
+            smp_unet(3, 3)
+
+
+def test_compare_on_budget_gives_each_model_the_same_batches():
+    images, masks = synthetic_segmentation(12, size=32, seed=0)
+    seen = {}
+
+    def recording(name):
+        def build():
+            model = UNet(3, 3, base=4, depth=2)
+            original = model.forward
+
+            def forward(x):
+                if model.training:
+                    seen.setdefault(name, []).append(x.sum().item())
+                return original(x)
+
+            model.forward = forward
+            return model
+        return build
+
+    data = ArrayDataset(images, masks)
+    results = compare_on_budget({"a": recording("a"), "b": recording("b")}, data, data, 3, epochs=2, batch_size=4)
+    assert seen["a"] == seen["b"] and len(seen["a"]) == 6
+    assert set(results["a"]) == {"history", "iou", "miou", "seconds", "parameters", "model"}
+    assert len(results["b"]["history"]) == 2 and len(results["b"]["iou"]) == 3

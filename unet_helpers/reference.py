@@ -1,0 +1,122 @@
+"""Library references for side-by-side comparisons, and training several models on one budget.
+
+Used in ``notebooks/09_real_data.ipynb``, the hard exercise and ``benchmarks/``.
+
+- ``monai_basic_unet``: MONAI's ``BasicUNet`` set to our layout (4 levels, widths
+  ``base * (1, 2, 4, 8, 16)``, BatchNorm, ReLU). With ``up_mode="transpose"`` it has the same
+  structure as ``UNet(up_mode="transpose")`` plus conv biases; ``"bilinear"`` uses MONAI's
+  ``nontrainable`` up-sampling (linear, ``align_corners=True``, then a 1x1 conv).
+- ``monai_unet``: MONAI's residual ``UNet`` (strided convolutions instead of max-pooling).
+- ``smp_unet``: ``segmentation_models_pytorch.Unet`` when that package is installed (it needs
+  torchvision, which this course does not install).
+
+Shapes: images ``(N, C, H, W)``, logits ``(N, K, H, W)``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Callable, Mapping
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from .losses import CombinedLoss
+from .train import fit, make_loader
+from .unet import count_parameters
+from .utils import seed_everything
+
+
+def monai_basic_unet(in_channels: int, num_classes: int, base: int = 16, up_mode: str = "transpose") -> nn.Module:
+    """MONAI ``BasicUNet`` with our widths, BatchNorm and ReLU (depth is fixed at 4 in MONAI).
+
+    Shape:
+        - Input ``(N, in_channels, H, W)``; output ``(N, num_classes, H, W)``
+    """
+    from monai.networks.nets import BasicUNet
+
+    upsample = {"transpose": "deconv", "bilinear": "nontrainable"}.get(up_mode)
+    if upsample is None:
+        raise ValueError(f"up_mode must be 'transpose' or 'bilinear'; got {up_mode!r}")
+    features = (base, 2 * base, 4 * base, 8 * base, 16 * base, base)
+    return BasicUNet(
+        spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=features,
+        act=("relu", {"inplace": True}), norm=("batch", {"affine": True}), upsample=upsample,
+    )
+
+
+def monai_unet(in_channels: int, num_classes: int, base: int = 16, num_res_units: int = 2) -> nn.Module:
+    """MONAI's residual ``UNet`` with 4 stride-2 levels and BatchNorm (H, W divisible by 16)."""
+    from monai.networks.nets import UNet as MonaiUNet
+
+    return MonaiUNet(
+        spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
+        channels=tuple(base * 2**i for i in range(5)), strides=(2, 2, 2, 2),
+        num_res_units=num_res_units, norm="batch",
+    )
+
+
+def smp_available() -> bool:
+    """True when ``segmentation_models_pytorch`` is importable."""
+    return importlib.util.find_spec("segmentation_models_pytorch") is not None
+
+
+def smp_unet(in_channels: int, num_classes: int, encoder: str = "resnet34", encoder_weights: str | None = None) -> nn.Module:
+    """``segmentation_models_pytorch.Unet`` (the lesson's three-liner), if installed.
+
+    ``encoder_weights="imagenet"`` downloads pretrained weights, which needs internet.
+    """
+    if not smp_available():
+        raise ImportError(
+            "segmentation_models_pytorch is not installed (it needs torchvision, which this course "
+            "does not install); use monai_basic_unet(...) as the library reference instead"
+        )
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet(encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels, classes=num_classes)
+
+
+def compare_on_budget(
+    builders: Mapping[str, Callable[[], nn.Module]],
+    train_set: Dataset,
+    val_set: Dataset,
+    num_classes: int,
+    *,
+    epochs: int,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    loss_fn: Callable | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, dict]:
+    """Train each model on the same data, in the same order, for the same epochs; evaluate each.
+
+    Every model starts from ``seed_everything(seed)`` and gets a loader with the same seeded
+    shuffle, Adam at ``lr``, and ``loss_fn`` (default ``CombinedLoss()``).
+
+    Returns:
+        ``{name: {"history", "iou", "miou", "seconds", "parameters", "model"}}`` where ``iou`` and
+        ``miou`` are the last epoch's validation values (from accumulated counts).
+    """
+    results = {}
+    for name, build in builders.items():
+        seed_everything(seed)
+        model = build()
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed)
+        val_loader = make_loader(val_set, batch_size, shuffle=False)
+        began = time.perf_counter()
+        history = fit(
+            model, train_loader, val_loader, loss_fn or CombinedLoss(), optimizer, epochs,
+            num_classes=num_classes, progress=progress,
+        )
+        results[name] = {
+            "history": history,
+            "iou": history[-1]["val_iou"] if history else None,
+            "miou": history[-1]["miou"] if history else None,
+            "seconds": time.perf_counter() - began,
+            "parameters": count_parameters(model),
+            "model": model,
+        }
+    return results
