@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks clean
+.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks bench clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test-unit: $(VENV)/.test
 
 test-notebooks: $(VENV)/.test
 	$(BIN)/python -m pytest -q $(NBVAL) $(NOTEBOOK_DIRS)
+
+# Benchmarks (speed, memory, time to accuracy): see benchmarks/README.md; results in BENCHMARKS.md.
+bench: $(VENV)/.test
+	$(BIN)/python benchmarks/bench_train_synthetic.py
+	$(BIN)/python benchmarks/bench_tiled_memory.py
 
 # Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
 exercises: $(VENV)/.course

@@ -66,3 +66,16 @@ def test_non_unet_model_needs_model_argument(tmp_path):
     assert torch.equal(load_checkpoint(path, other)["model"].weight, conv.weight)
     with pytest.raises(ValueError, match="do not fit this model"):
         load_checkpoint(path, torch.nn.Conv2d(1, 3, 1))
+
+
+def test_extra_that_could_not_be_loaded_is_refused_before_writing(tmp_path):
+    import numpy as np
+
+    model = UNet(1, 2, base=4, depth=2)
+    with pytest.raises(TypeError, match=r"extra\['weights'\] is a numpy.ndarray.*\.tolist\(\)"):
+        save_checkpoint(tmp_path / "x.pt", model, extra={"weights": np.ones(2)})
+    with pytest.raises(TypeError, match=r"history\[0\]\['miou'\] is a numpy.float32"):
+        save_checkpoint(tmp_path / "x.pt", model, history=[{"miou": np.float32(0.5)}])
+    assert not (tmp_path / "x.pt").exists()
+    path = save_checkpoint(tmp_path / "ok.pt", model, extra={"weights": np.ones(2).tolist(), "t": torch.ones(2)})
+    assert load_checkpoint(path)["extra"]["weights"] == [1.0, 1.0]

@@ -41,6 +41,7 @@ def test_stub_is_not_attempted(ex):
     (wrong.eps_only_denominator, "eps in numerator and denominator", "only to the denominator"),
     (wrong.nan_when_all_ignored, "every pixel ignored gives 0, not NaN", "should be 0"),
     (wrong.returns_per_class, "returns a scalar tensor", "shape (3,)"),
+    (wrong.mutates_target, "leaves its inputs unchanged", "changed its input `target`"),
 ])
 def test_wrong_answers_name_the_property(ex, fn, prop, fragment):
     result = ex.check(fn)

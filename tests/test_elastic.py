@@ -111,3 +111,28 @@ def test_bad_inputs():
         ElasticDeform(padding_mode="zeros")
     with pytest.raises(ValueError, match=r"displacement must be \(2, H, W\) = \(2, 8, 8\)"):
         elastic_warp(image, mask, torch.zeros(2, 4, 4))
+
+
+class _Fields(torch.utils.data.Dataset):
+    """Returns the first value of a fresh displacement field for every item."""
+
+    def __init__(self, deform):
+        self.deform = deform
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        return self.deform.sample_displacement(8, 8)[0, 0, 0]
+
+
+def test_seeded_generator_gives_each_worker_and_epoch_its_own_draws():
+    deform = ElasticDeform(generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(_Fields(deform), batch_size=1, num_workers=2,
+                                         generator=torch.Generator().manual_seed(1))
+    epochs = [torch.cat(list(loader)).tolist() for _ in range(2)]
+    assert len(set(epochs[0])) == 4, epochs[0]  # no two items share a field
+    assert set(epochs[0]).isdisjoint(epochs[1])  # the next epoch draws new fields
+    again = torch.utils.data.DataLoader(_Fields(ElasticDeform(generator=torch.Generator().manual_seed(0))),
+                                        batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(1))
+    assert torch.cat(list(again)).tolist() == epochs[0]  # still reproducible from the seeds

@@ -123,3 +123,37 @@ def test_solution_sources_strip_the_markers(tmp_path):
     (code,) = solution_sources(nb, ["area"])
     assert "result = width * height" in code and "SOLUTION" not in code
     assert solution_sources(nb, ["missing_name"]) == []
+
+
+def test_rebuilding_never_overwrites_a_learners_work(tmp_path, capsys):
+    solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
+    _synthetic(solutions / "ex00_toy.ipynb")
+    args = ["--solutions", str(solutions), "--exercises", str(exercises)]
+    assert main(args) == 0
+    target = exercises / "ex00_toy.ipynb"
+    generated = target.read_text()
+    # An instructor changes the solution: the untouched exercise is simply regenerated.
+    _synthetic(solutions / "ex00_toy.ipynb", SOLVED.replace("width * height", "height * width"))
+    assert main(args) == 0 and target.read_text() != generated and main(args + ["--check"]) == 0
+    # A learner fills in the stub; a later rebuild must keep their work and say so.
+    learner = target.read_text().replace("raise NotImplementedError", "return width * height  # MY WORK")
+    target.write_text(learner)
+    _synthetic(solutions / "ex00_toy.ipynb", SOLVED.replace("width * height", "(width) * (height)"))
+    assert main(args) == 1
+    assert "was changed since it was generated" in capsys.readouterr().err
+    assert target.read_text() == learner
+    # --force replaces it, keeping a copy of the learner's version.
+    assert main(args + ["--force"]) == 0
+    assert "MY WORK" not in target.read_text()
+    assert (exercises / "ex00_toy.ipynb.bak").read_text() == learner
+    assert main(args + ["--check"]) == 0
+
+
+def test_check_mode_requires_the_generation_record(tmp_path, capsys):
+    solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
+    _synthetic(solutions / "ex00_toy.ipynb")
+    args = ["--solutions", str(solutions), "--exercises", str(exercises)]
+    main(args)
+    (exercises / ".generated.json").unlink()
+    assert main(args + ["--check"]) == 1
+    assert "has no up-to-date record" in capsys.readouterr().err

@@ -110,3 +110,20 @@ def test_bad_arguments(tmp_path):
         SegmentationFolder(tmp_path, mask_values=[0, 255])
     with pytest.raises(ValueError, match=r"names not found"):
         SegmentationFolder(tmp_path, names=["nope"])
+
+
+def test_one_bit_and_gray_alpha_masks(tmp_path):
+    write_pair(tmp_path, "a")
+    bits = np.zeros((12, 10), bool)
+    bits[2:5, 3:7] = True
+    Image.fromarray(bits).save(tmp_path / "masks" / "a.png")  # mode "1"
+    assert Image.open(tmp_path / "masks" / "a.png").mode == "1"
+    mask = SegmentationFolder(tmp_path, mask_values={0: 0, 1: 1})[0][1]
+    assert torch.equal(mask, torch.from_numpy(bits).long())
+    gray_alpha = np.stack([bits.astype(np.uint8) * 255, np.full((12, 10), 255, np.uint8)], axis=-1)
+    Image.fromarray(gray_alpha, mode="LA").save(tmp_path / "masks" / "a.png")
+    assert torch.equal(SegmentationFolder(tmp_path, mask_values={0: 0, 255: 1})[0][1], mask)
+    gray_alpha[0, 0, 1] = 0
+    Image.fromarray(gray_alpha, mode="LA").save(tmp_path / "masks" / "a.png")
+    with pytest.raises(ValueError, match=r"transparency channel that varies"):
+        SegmentationFolder(tmp_path, mask_values={0: 0, 255: 1})[0]

@@ -130,6 +130,9 @@ def test_without_blending_seams_differ(trained_model):
     gaussian = predict_tiled(trained_model, image, tile=96, overlap=0.5, return_probs=True)[1]
     overwrite = predict_tiled(trained_model, image, tile=96, overlap=0.5, blend="none", return_probs=True)[1]
     assert not torch.allclose(gaussian, overwrite)
+    for probs in (gaussian, overwrite):  # results are ordinary tensors, usable outside inference mode
+        assert not probs.is_inference()
+        probs.add_(0)
 
 
 def test_errors_are_clear():

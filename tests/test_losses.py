@@ -236,6 +236,8 @@ def test_class_id_out_of_range_mentions_0_255():
     target[0, 0, 0] = 255
     with pytest.raises(ValueError, match=r"class id 255.*num_classes=2.*0/255 need mapping to 0/1.*mask_values"):
         pixel_cross_entropy(torch.randn(1, 2, 4, 4), target)
+    with pytest.raises(ValueError, match=r"class id 255.*num_classes=21.*pass ignore_index=255"):
+        pixel_cross_entropy(torch.randn(1, 21, 4, 4), target)
     target[0, 0, 0] = 3
     with pytest.raises(ValueError, match=r"class id 3 and is not ignore_index=255"):
         dice_loss(torch.randn(1, 2, 4, 4), target, ignore_index=255)

@@ -74,6 +74,17 @@ def test_iou_matches_torchmetrics(seed):
     assert np.allclose(ours.iou().numpy(), ref.compute().double().numpy(), equal_nan=True)
 
 
+def test_ignore_index_that_is_a_class_is_undefined_like_torchmetrics():
+    logits, target = random_preds(5, k=3)
+    ours = ConfusionMatrix(3, ignore_index=0)
+    ours.update(logits, target)
+    assert math.isnan(ours.iou()[0]) and math.isnan(ours.dice()[0]) and math.isnan(ours.recall()[0])
+    macro = MulticlassJaccardIndex(num_classes=3, average="macro", ignore_index=0)
+    assert ours.miou() == pytest.approx(macro(logits.argmax(1), target).item(), abs=1e-6)
+    per_class = MulticlassJaccardIndex(num_classes=3, average="none", ignore_index=0)(logits.argmax(1), target)
+    assert np.allclose(ours.iou()[1:].numpy(), per_class[1:].double().numpy())
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_dice_matches_monai_where_target_present(seed):
     logits, target = random_preds(seed, absent=(2,))

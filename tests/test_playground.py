@@ -340,3 +340,11 @@ def test_gaussian_blending_with_overlap_has_weaker_seams_than_no_blending():
     assert torch.allclose(plain["whole"], predict(model, image, return_probs=True)[1])
     assert torch.allclose(plain["difference"], 0.5 * (plain["probs"] - plain["whole"]).abs().sum(0))
     assert 0 < blended["seam_strength"] < plain["seam_strength"]
+
+
+def test_mask_metrics_leaves_classes_in_neither_mask_undefined():
+    target = np.zeros((12, 12), dtype=np.int64)
+    target[3:8, 3:8] = 1  # class 2 appears nowhere
+    metrics = pg.mask_metrics(target, target, num_classes=3)
+    assert metrics["iou"][2] is None and metrics["boundary_f1"][2] is None
+    assert metrics["boundary_f1"][:2] == [1.0, 1.0]

@@ -87,7 +87,7 @@ def test_scheduler_per_epoch_and_plateau():
     model, train, val, optimizer = small_setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=scheduler, progress=False)
-    assert [r["lr"] for r in history] == pytest.approx([5e-3, 2.5e-3])
+    assert [r["lr"] for r in history] == pytest.approx([1e-2, 5e-3])  # the rate each epoch trained with
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.1, threshold=10.0)
     history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=plateau, progress=False, history=history)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
@@ -106,12 +106,13 @@ def test_seeded_training_is_reproducible_on_cpu():
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
-    model, train, val, optimizer = small_setup(seed=4, shuffle=False)
+    model, train, val, optimizer = small_setup(seed=4, shuffle=True)
     straight = fit(model, train, val, CombinedLoss(), optimizer, 3, progress=False)
     straight_weights = model.state_dict()
 
-    model, train, val, optimizer = small_setup(seed=4, shuffle=False)
+    model, train, val, optimizer = small_setup(seed=4, shuffle=True)
     history = fit(model, train, val, CombinedLoss(), optimizer, 2, progress=False)
+    train = make_loader(train.dataset, batch_size=4, shuffle=True, seed=4)  # a new process: a new loader
     save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, epoch=2, history=history)
     fresh = UNet(3, 3, base=4, depth=3)
     fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-2)
@@ -125,8 +126,8 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
 def test_pixel_weight_triples_reach_the_loss():
     seen = []
 
-    def loss_fn(logits, target, weights=None):
-        seen.append(weights)
+    def loss_fn(logits, target, pixel_weights=None):
+        seen.append(pixel_weights)
         return nn.functional.cross_entropy(logits, target)
 
     base = small_data(8)
@@ -134,6 +135,18 @@ def test_pixel_weight_triples_reach_the_loss():
     model = UNet(3, 3, base=4, depth=3)
     fit(model, make_loader(triples, 4), None, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), 1, progress=False)
     assert len(seen) == 2 and all(w is not None and torch.all(w == 2.0) for w in seen)
+
+
+def test_border_weight_triples_work_with_the_package_losses():
+    from unet_helpers.losses import combined_loss, pixel_cross_entropy
+
+    base = small_data(8)
+    triples = [(x, y, torch.rand(y.shape) + 0.5) for x, y in base]
+    for loss_fn in (CombinedLoss(), combined_loss, pixel_cross_entropy):
+        model = UNet(3, 3, base=4, depth=3)
+        history = fit(model, make_loader(triples, 4), None, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1),
+                      1, progress=False)
+        assert math.isfinite(history[0]["train_loss"])
 
 
 def test_nan_loss_and_bad_arguments_are_clear():
@@ -148,7 +161,22 @@ def test_nan_loss_and_bad_arguments_are_clear():
         evaluate(nn.Conv2d(3, 2, 1), val)
 
 
+def test_shuffle_depends_only_on_seed_and_epoch():
+    data = list(range(20))
+    orders = [list(make_loader(data, batch_size=20, seed=1))[0].tolist() for _ in range(2)]
+    assert orders[0] == orders[1]  # two loaders, same seed: same first epoch
+    loader = make_loader(data, batch_size=20, seed=1)
+    first, second = (list(loader)[0].tolist() for _ in range(2))
+    assert first == orders[0] and second != first and sorted(second) == data  # a hand loop moves on
+    loader.sampler.set_epoch(1)
+    assert list(loader)[0].tolist() == second  # set_epoch pins the order of an epoch
+    assert list(make_loader(data, batch_size=20, seed=2))[0].tolist() != orders[0]
+    assert list(make_loader(data, batch_size=20, shuffle=False))[0].tolist() == data
+
+
 def test_make_loader_drops_a_last_batch_of_one():
     assert make_loader(small_data(9), batch_size=4).drop_last is True
     assert make_loader(small_data(8), batch_size=4).drop_last is False
     assert make_loader(small_data(9), batch_size=4, shuffle=False).drop_last is False
+    sampler = torch.utils.data.SubsetRandomSampler(range(5))  # the sampler's length decides
+    assert make_loader(small_data(9), batch_size=4, sampler=sampler).drop_last is True

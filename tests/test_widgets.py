@@ -201,3 +201,23 @@ def test_static_fallback_in_a_kernel_and_in_nbconvert_html(tmp_path):
     html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64', html)) == 2
     assert 'type="application/vnd.jupyter.widget-view+json"' not in html
+
+
+def test_views_handle_ignore_index_labels():
+    model = UNet(3, 3, base=4, depth=1)
+    images, masks = torch.rand(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    masks[:, 0] = 255  # an unlabelled row
+    dashboard = widgets.TrainingDashboard(class_names=NAMES, ignore_index=255)
+    record = {"epoch": 1, "train_loss": 1.0, "train_parts": {}, "val_loss": None, "val_iou": [0.5, 0.5, 0.5], "miou": 0.5}
+    dashboard([record], model, (images, masks))  # used to stop fit with "mask has class id 255"
+    assert dashboard.error is None and "epoch 1" in dashboard.summary()
+    explorer = widgets.MaskExplorer(images, masks, preds=torch.randint(0, 3, (2, 8, 8)), ignore_index=255)
+    assert explorer.num_classes == 3 and explorer.scores.shape == (2, 3)
+
+
+def test_a_drawing_error_is_reported_not_raised():
+    dashboard = widgets.TrainingDashboard(num_classes=3)  # no ignore_index: 255 cannot be drawn
+    images, masks = torch.rand(1, 3, 8, 8), torch.full((1, 8, 8), 255)
+    record = {"epoch": 1, "train_loss": 1.0, "train_parts": {}, "val_loss": None, "val_iou": None, "miou": None}
+    dashboard([record], UNet(3, 3, base=4, depth=1), (images, masks))  # must not stop training
+    assert dashboard.error is not None and "255" in dashboard.error and dashboard.text().startswith("error:")

@@ -18,6 +18,7 @@ from .datasets import (
 from .download import DatasetUnavailableError, dataset_dir, download_dataset, verify_dataset
 from .elastic import ElasticDeform, elastic_warp
 from .inference import predict, predict_tiled, tile_boxes
+from .inspector import InspectorSettings, MaskReport, inspect_masks
 from .losses import (
     BCEDiceLoss,
     CombinedLoss,
@@ -57,6 +58,8 @@ __all__ = [
     "dice_loss",
     "DiceLoss",
     "DoubleConv",
+    "InspectorSettings",
+    "MaskReport",
     "Down",
     "download_dataset",
     "elastic_warp",
@@ -64,6 +67,7 @@ __all__ = [
     "evaluate",
     "fit",
     "get_device",
+    "inspect_masks",
     "iou_per_class",
     "load_checkpoint",
     "make_loader",

@@ -63,12 +63,12 @@ def require_class_ids(
     lo, hi = int(valid.min()), int(valid.max())
     if lo < 0 or hi >= num_classes:
         bad = hi if hi >= num_classes else lo
-        hint = (
-            "masks saved as 0/255 need mapping to 0/1 "
-            "(see SegmentationFolder(mask_values={0: 0, 255: 1}))"
-            if hi == 255
-            else f"class ids must lie in [0, {num_classes - 1}]"
-        )
+        if hi == 255 and num_classes == 2:
+            hint = "masks saved as 0/255 need mapping to 0/1 (see SegmentationFolder(mask_values={0: 0, 255: 1}))"
+        elif hi == 255:
+            hint = "if 255 marks unlabelled pixels, pass ignore_index=255; otherwise map the mask values to class ids"
+        else:
+            hint = f"class ids must lie in [0, {num_classes - 1}]"
         ignore = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
         raise ValueError(
             f"{name} has class id {bad}{ignore}, but num_classes={num_classes} "

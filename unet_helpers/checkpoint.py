@@ -26,6 +26,31 @@ def _config_dict(model: nn.Module) -> dict | None:
     return asdict(config) if isinstance(config, UNetConfig) else None
 
 
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _require_plain(value: object, where: str) -> None:
+    """Raise ``TypeError`` unless ``value`` is made of what ``torch.load(weights_only=True)`` reads
+    back: None, bool, int, float, str, tensors, and lists/tuples/dicts of those."""
+    if isinstance(value, _PLAIN) or isinstance(value, torch.Tensor):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _require_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, _PLAIN):
+                raise TypeError(f"{where} has a key of type {type(key).__name__}; use str, int or float keys")
+            _require_plain(item, f"{where}[{key!r}]")
+        return
+    hint = " (convert it with .tolist())" if hasattr(value, "tolist") else ""
+    raise TypeError(
+        f"{where} is a {type(value).__module__}.{type(value).__name__}, which a checkpoint loaded with "
+        f"weights_only=True cannot hold; store plain values (numbers, strings, lists, dicts, tensors){hint}"
+    )
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -47,7 +72,13 @@ def save_checkpoint(
 
     Returns:
         The path written.
+
+    Raises:
+        TypeError: ``history`` or ``extra`` holds something ``weights_only`` loading would refuse
+            (e.g. a NumPy array); checked before anything is written.
     """
+    _require_plain(list(history or []), "history")
+    _require_plain(dict(extra or {}), "extra")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     plain = model.module if hasattr(model, "module") else model

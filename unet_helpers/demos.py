@@ -39,7 +39,7 @@ def upsample_pattern(mode: str, kernel: int, stride: int, size: int = 8) -> torc
         >>> upsample_pattern("transpose", kernel=4, stride=2, size=3)[3]
         tensor([2., 2., 4., 4., 4., 4., 2., 2.])
 
-    Built in ``notebooks/03_unet.ipynb`` (up-sampling explorer).
+    Built in ``notebooks/02_building_blocks.ipynb`` (up-sampling explorer).
     """
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"mode must be one of {UPSAMPLE_MODES}; got {mode!r}")

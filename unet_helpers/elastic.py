@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import get_worker_info
 
 from ._validate import require_tensor
 
@@ -87,6 +88,9 @@ class ElasticDeform:
         std: standard deviation of the displacement at each grid point, in pixels (the paper: 10).
         padding_mode: see ``elastic_warp``.
         generator: a seeded ``torch.Generator`` for reproducible draws; default torch's global one.
+            Inside ``DataLoader`` workers each worker gets its own stream derived from this
+            generator's seed and the worker's seed (which changes every epoch), so workers and
+            epochs never repeat each other's deformations.
 
     Shape:
         - ``image``: ``(C, H, W)`` float; ``mask``: ``(H, W)`` integer; outputs the same
@@ -113,6 +117,20 @@ class ElasticDeform:
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
         self.grid_size, self.std, self.padding_mode, self.generator = grid_size, float(std), padding_mode, generator
+        self._worker_seed: int | None = None
+        self._worker_generator: torch.Generator | None = None
+
+    def _draws(self) -> torch.Generator | None:
+        """The generator to draw from: ``generator`` itself, or in a ``DataLoader`` worker a stream
+        of its own (a copy of ``generator`` would repeat the same draws in every worker and epoch)."""
+        info = get_worker_info()
+        if self.generator is None or info is None:
+            return self.generator
+        if self._worker_seed != info.seed:
+            self._worker_seed = info.seed
+            seed = (self.generator.initial_seed() * 1_000_003 + info.seed) % 2**63
+            self._worker_generator = torch.Generator().manual_seed(seed)
+        return self._worker_generator
 
     def sample_displacement(self, height: int, width: int) -> torch.Tensor:
         """A random field: Gaussian vectors on the coarse grid, bicubically interpolated.
@@ -122,7 +140,7 @@ class ElasticDeform:
               (rows ``i * (height - 1) / (grid_size - 1)``) it equals the drawn vectors
         """
         size = (2, self.grid_size, self.grid_size)
-        coarse = torch.randn(size, generator=self.generator) * self.std  # (2, g, g)
+        coarse = torch.randn(size, generator=self._draws()) * self.std  # (2, g, g)
         dense = F.interpolate(coarse.unsqueeze(0), size=(height, width), mode="bicubic", align_corners=True)
         return dense[0]  # (2, H, W)
 

@@ -45,6 +45,15 @@ def read_mask(path: Path, lookup: np.ndarray | None) -> np.ndarray:
             raw = np.array(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot read mask file {path}: {error}") from error
+    if raw.dtype == bool:  # 1-bit masks (Pillow mode "1")
+        raw = raw.astype(np.uint8)
+    if raw.ndim == 3 and raw.shape[-1] in (2, 4):  # gray+alpha or RGBA: alpha says nothing about classes
+        if (raw[..., -1] != raw[..., -1].flat[0]).any():
+            raise ValueError(
+                f"mask {path} has a transparency channel that varies; expected a mask of class ids. "
+                "Hint: flatten the transparency into the mask before training"
+            )
+        raw = raw[..., :-1]
     if raw.ndim == 3:
         if not (raw[..., :3] == raw[..., :1]).all():
             raise ValueError(
@@ -63,6 +72,29 @@ def read_mask(path: Path, lookup: np.ndarray | None) -> np.ndarray:
             "(map unlabelled pixels to your ignore_index)"
         )
     return lookup[raw].astype(np.int64)
+
+
+def scale_image(array: np.ndarray, normalize: str | None) -> np.ndarray:
+    """Scale an image array as ``SegmentationFolder`` does (so prediction sees training's scaling).
+
+    Args:
+        array: ``(H, W, C)`` image as read from the file (integer or float).
+        normalize: ``"unit"`` divides integers by their dtype's maximum; ``"per_image"`` subtracts
+            each channel's mean and divides by its std; ``None`` keeps the values.
+
+    Returns:
+        ``(H, W, C)`` float32.
+    """
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}; got {normalize!r}")
+    image = array.astype(np.float32)
+    if normalize == "unit" and np.issubdtype(array.dtype, np.integer):
+        image /= np.iinfo(array.dtype).max
+    elif normalize == "per_image":
+        mean = image.mean(axis=(0, 1), keepdims=True)
+        std = image.std(axis=(0, 1), keepdims=True)
+        image = (image - mean) / np.maximum(std, 1e-6)
+    return image
 
 
 def _lookup_table(mask_values: Mapping[int, int] | None) -> np.ndarray | None:
@@ -191,7 +223,7 @@ class SegmentationFolder(Dataset):
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         array = read_image(self.image_paths[index], self.channels)  # (H, W, C)
-        image = torch.from_numpy(self._scale(array)).permute(2, 0, 1).contiguous()  # (C, H, W)
+        image = torch.from_numpy(scale_image(array, self.normalize)).permute(2, 0, 1).contiguous()  # (C, H, W)
         mask = torch.from_numpy(read_mask(self.mask_paths[index], self.lookup))  # (H, W)
         if self._cache is not None:
             self._cache[index] = (image, mask)
@@ -202,13 +234,3 @@ class SegmentationFolder(Dataset):
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image, mask
-
-    def _scale(self, array: np.ndarray) -> np.ndarray:
-        image = array.astype(np.float32)
-        if self.normalize == "unit" and np.issubdtype(array.dtype, np.integer):
-            image /= np.iinfo(array.dtype).max
-        elif self.normalize == "per_image":
-            mean = image.mean(axis=(0, 1), keepdims=True)
-            std = image.std(axis=(0, 1), keepdims=True)
-            image = (image - mean) / np.maximum(std, 1e-6)
-        return image

@@ -208,6 +208,6 @@ def predict_tiled(
                         weight[region[1:]] += window
     finally:
         model.train(was_training)
-    probs = total if blend == "none" else total / weight
+    probs = total.clone() if blend == "none" else total / weight  # ordinary tensors, usable outside inference mode
     ids = probs.argmax(dim=0)  # (H, W)
     return (ids, probs) if return_probs else ids

@@ -126,22 +126,29 @@ class ConfusionMatrix:
         return self.matrix.sum(dim=0)
 
     # -- metrics (float64; NaN where undefined) ------------------------------------------------
+    def _undefined_ignored(self, values: torch.Tensor) -> torch.Tensor:
+        """NaN for the class that ``ignore_index`` names, if it is one of the ``K`` classes: its true
+        pixels are not counted, so any score of it would only count its false positives."""
+        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+            values[self.ignore_index] = math.nan
+        return values
+
     def iou(self) -> torch.Tensor:
         """``(K,)`` IoU = TP / (TP + FP + FN); NaN for classes absent from prediction and target."""
         tp = self.true_positives
-        return _nan_divide(tp, self.support + self.predicted - tp)
+        return self._undefined_ignored(_nan_divide(tp, self.support + self.predicted - tp))
 
     def dice(self) -> torch.Tensor:
         """``(K,)`` Dice = 2 TP / (2 TP + FP + FN) = 2 IoU / (1 + IoU); NaN like ``iou``."""
-        return _nan_divide(2 * self.true_positives, self.support + self.predicted)
+        return self._undefined_ignored(_nan_divide(2 * self.true_positives, self.support + self.predicted))
 
     def precision(self) -> torch.Tensor:
         """``(K,)`` TP / predicted; NaN for classes never predicted."""
-        return _nan_divide(self.true_positives, self.predicted)
+        return self._undefined_ignored(_nan_divide(self.true_positives, self.predicted))
 
     def recall(self) -> torch.Tensor:
         """``(K,)`` TP / support; NaN for classes absent from the target."""
-        return _nan_divide(self.true_positives, self.support)
+        return self._undefined_ignored(_nan_divide(self.true_positives, self.support))
 
     def pixel_accuracy(self) -> float:
         """Fraction of counted pixels predicted correctly (NaN before any update)."""

@@ -214,7 +214,8 @@ def mask_metrics(
     """IoU, Dice (``ConfusionMatrix``) and boundary F1 (``boundary_f1``) of one predicted mask.
 
     Returns:
-        ``{"iou", "dice", "boundary_f1"}`` per-class lists (``None`` where undefined) and
+        ``{"iou", "dice", "boundary_f1"}`` per-class lists (``None`` for a class in neither mask,
+        where ``boundary_f1`` alone would say 1.0 for empty vs empty) and
         ``"miou", "mean_dice", "pixel_accuracy"``.
 
     Built in ``notebooks/05_metrics.ipynb`` (metric playground).
@@ -225,8 +226,10 @@ def mask_metrics(
     matrix.update(pred_t, target_t)
     scores = matrix.compute()
     bf1 = boundary_f1(pred_t, target_t, num_classes, tolerance, ignore_index)
+    absent = [value is None for value in scores["iou"]]  # in neither mask: nothing to score
     return {
-        "iou": scores["iou"], "dice": scores["dice"], "boundary_f1": bf1.tolist(),
+        "iou": scores["iou"], "dice": scores["dice"],
+        "boundary_f1": [None if gone else value for gone, value in zip(absent, bf1.tolist())],
         "miou": scores["miou"], "mean_dice": scores["mean_dice"], "pixel_accuracy": scores["pixel_accuracy"],
     }
 

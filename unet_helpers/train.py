@@ -6,7 +6,8 @@ The loop knows nothing about plotting: ``fit`` calls ``callbacks`` at the end of
 ``(history, model, preview_batch)``, which is how ``widgets.TrainingDashboard`` draws live.
 
 Batches are ``(images, targets)`` or ``(images, targets, pixel_weights)``; with weights the loss is
-called as ``loss_fn(logits, targets, pixel_weights)``. A loss may return a scalar or
+called as ``loss_fn(logits, targets, pixel_weights=weights)`` (``CombinedLoss`` and
+``pixel_cross_entropy`` take that keyword). A loss may return a scalar or
 ``(scalar, {"part": float, ...})`` like ``combined_loss``.
 
 Shapes: images ``(N, C, H, W)``, targets ``(N, H, W)``, logits ``(N, K, H, W)``.
@@ -21,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .metrics import ConfusionMatrix
@@ -62,7 +63,7 @@ def _split_batch(batch: Sequence[torch.Tensor], device: torch.device):
 
 def compute_loss(loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None):
     """Call ``loss_fn`` and return ``(loss, parts)`` whatever form the loss returns."""
-    out = loss_fn(logits, targets) if weights is None else loss_fn(logits, targets, weights)
+    out = loss_fn(logits, targets) if weights is None else loss_fn(logits, targets, pixel_weights=weights)
     if isinstance(out, tuple):
         return out[0], dict(out[1])
     return out, {}
@@ -81,8 +82,12 @@ class _Mean:
 
     def reduce_across_processes(self, device: torch.device) -> None:
         if dist.is_available() and dist.is_initialized():
-            keys = sorted(self.sums)
-            packed = torch.tensor([self.count] + [self.sums[k] for k in keys], dtype=torch.float64, device=device)
+            # Every process must send a tensor of the same length: agree on the keys first (a
+            # process with no batch, or a loss with other parts, has seen other keys).
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, sorted(self.sums))
+            keys = sorted(set().union(*gathered))
+            packed = torch.tensor([self.count] + [self.sums.get(k, 0.0) for k in keys], dtype=torch.float64, device=device)
             dist.all_reduce(packed)
             self.count = int(packed[0])
             self.sums = dict(zip(keys, packed[1:].tolist()))
@@ -157,6 +162,11 @@ def evaluate(
         ``{"loss", "parts", "iou", "dice", "precision", "recall", "miou", "mean_dice",
         "pixel_accuracy", "confusion"}``; per-class lists hold ``None`` for undefined (NaN) classes;
         ``"confusion"`` is the ``ConfusionMatrix``. ``"loss"`` is ``None`` without ``loss_fn``.
+
+    Under ``torch.distributed`` the counts of all processes are summed, so each process must see a
+    disjoint share of the set: ``DistributedSampler`` pads with duplicates (counted twice); use
+    ``distributed.ShardSampler``. A DDP model that broadcasts buffers at every forward makes each
+    forward a collective call, which hangs when shards differ in length (``distributed.wrap_model``).
     """
     device = model_device(model)
     num_classes = num_classes or infer_num_classes(model)
@@ -220,7 +230,7 @@ def fit(
     Args:
         model: the network, already on its device (``model.to(device)``).
         train_loader, val_loader: iterables of batches (``val_loader`` may be ``None``).
-        loss_fn: ``f(logits, targets[, pixel_weights])`` -> scalar or ``(scalar, parts)``.
+        loss_fn: ``f(logits, targets[, pixel_weights=...])`` -> scalar or ``(scalar, parts)``.
         optimizer: any ``torch.optim`` optimizer over ``model.parameters()``.
         epochs: number of epochs to run in this call.
         num_classes: ``K`` for the metrics (default: ``model.config.num_classes``).
@@ -252,6 +262,7 @@ def fit(
     bar = tqdm(range(start + 1, start + epochs + 1), desc="epochs", disable=not (progress and main))
     for epoch in bar:
         began = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with (before the scheduler steps)
         sampler = getattr(train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle every epoch
@@ -276,7 +287,7 @@ def fit(
             "miou": val.get("miou"),
             "mean_dice": val.get("mean_dice"),
             "pixel_accuracy": val.get("pixel_accuracy"),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "seconds": time.perf_counter() - began,
         }
         history.append(record)
@@ -288,10 +299,45 @@ def fit(
     return history
 
 
+class EpochShuffle(Sampler[int]):
+    """A shuffle that is a function of ``(seed, epoch)`` only.
+
+    ``fit`` calls ``set_epoch(epoch)`` before every epoch, so a run resumed from a checkpoint at
+    epoch 5 sees exactly the orders an uninterrupted run would have seen. Iterated without
+    ``set_epoch`` (a hand-written loop), each pass moves on to the next epoch's order.
+    """
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+        self._pinned = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._pinned = epoch, True
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.length, generator=generator).tolist()
+        if not self._pinned:
+            self.epoch += 1
+        self._pinned = False
+        return iter(order)
+
+
 def make_loader(dataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0, num_workers: int = 0, **kwargs) -> DataLoader:
-    """A ``DataLoader`` with a seeded shuffle; training loaders drop a last batch of one."""
-    drop_last = kwargs.pop("drop_last", shuffle and len(dataset) % batch_size == 1)
+    """A ``DataLoader`` whose shuffle depends only on ``seed`` and the epoch (``EpochShuffle``).
+
+    Training loaders (``shuffle=True``) drop a last batch of one, which would give BatchNorm
+    statistics from a single image. Extra keyword arguments go to ``DataLoader`` (e.g. ``sampler``).
+    """
+    sampler = kwargs.pop("sampler", None)
+    if shuffle and sampler is None:
+        sampler = EpochShuffle(len(dataset), seed)
+    size = len(sampler) if sampler is not None else len(dataset)
+    drop_last = kwargs.pop("drop_last", shuffle and size % batch_size == 1)
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed), drop_last=drop_last, **kwargs,
     )

@@ -337,9 +337,11 @@ def plot_dashboard(
     preds: torch.Tensor | None,
     num_classes: int,
     class_names: Sequence[str] | None = None,
+    ignore_index: int | None = None,
 ) -> Figure:
     """The training dashboard: loss, validation metrics and IoU bars of the last epoch on top,
-    then one row of image | true | predicted | errors per preview image (if ``images``).
+    then one row of image | true | predicted | errors per preview image (if ``images``);
+    ``ignore_index`` target pixels are drawn grey.
 
     Shape:
         - ``images``: ``(N, C, H, W)``; ``targets``, ``preds``: ``(N, H, W)``
@@ -355,8 +357,8 @@ def plot_dashboard(
     if rows:
         axes = np.array(subfigs[1].subplots(rows, 4, squeeze=False))
         for r in range(rows):
-            draw_mask_row(axes[r], images[r], targets[r], preds[r], num_classes)
-        handles = class_legend(num_classes, class_names) + error_legend()
+            draw_mask_row(axes[r], images[r], targets[r], preds[r], num_classes, ignore_index=ignore_index)
+        handles = class_legend(num_classes, class_names) + error_legend(with_ignored=ignore_index is not None)
         subfigs[1].legend(handles=handles, loc="outside right center", fontsize=8)
     fig.suptitle(f"epoch {history[-1]['epoch']}" if history else "no epoch yet", fontsize=11)
     return fig

@@ -119,7 +119,7 @@ def plot_upsampling(pattern: torch.Tensor, interior: slice, kernel: int, stride:
         pattern: ``playground.upsample_pattern(mode, kernel, stride)`` ``(L, L)``.
         interior: ``playground.pattern_interior(...)``, the part no border affects.
 
-    Built in ``notebooks/03_unet.ipynb``.
+    Built in ``notebooks/02_building_blocks.ipynb``.
     """
     values = _numpy(pattern)
     fig = new_figure(10, 4)

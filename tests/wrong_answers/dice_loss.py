@@ -74,3 +74,13 @@ def nan_when_all_ignored(logits, target, eps=1e-6, ignore_index=None):
 def returns_per_class(logits, target, eps=1e-6, ignore_index=None):
     inter, pred, true = _terms(logits.softmax(1), target, ignore_index)
     return 1 - (2 * inter + eps) / (pred + true + eps)
+
+
+def mutates_target(logits, target, eps=1e-6, ignore_index=None):
+    """The right value, but the caller's target loses its ignore labels (written over in place)."""
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    target[~valid] = 0  # in place
+    probs = logits.softmax(1) * valid.unsqueeze(1)
+    one_hot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
+    inter, pred, true = (probs * one_hot).sum((0, 2, 3)), probs.sum((0, 2, 3)), one_hot.sum((0, 2, 3))
+    return _present_mean((2 * inter + eps) / (pred + true + eps), true, logits)

@@ -18,6 +18,12 @@ and has every output and execution count cleared. Usage (from the repository roo
 
     python -m unet_helpers.checks.build            # rewrite exercises/ from solutions/
     python -m unet_helpers.checks.build --check    # exit 1 and name the stale notebooks, if any
+    python -m unet_helpers.checks.build --force    # also replace notebooks someone edited (keeps NAME.ipynb.bak)
+
+A learner's work is never overwritten silently: ``exercises/.generated.json`` records the SHA-256
+of every notebook the build wrote. A notebook whose content no longer matches its record (or that
+has no record) was changed by someone since, so it is left alone and reported; ``--force``
+replaces it after saving a copy as ``NAME.ipynb.bak``.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ("# your code here", "raise NotImplementedError")
 _KEEP_NOTEBOOK_METADATA = ("kernelspec",)
+MANIFEST = ".generated.json"
 
 
 class BuildError(ValueError):
@@ -118,29 +125,50 @@ def render(notebook: dict[str, Any]) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def build(solutions: Path, exercises: Path, check: bool = False) -> list[str]:
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build(solutions: Path, exercises: Path, check: bool = False, force: bool = False) -> list[str]:
     """Write (or, with ``check``, compare) every ``exercises/X.ipynb`` from ``solutions/X.ipynb``.
 
     Returns:
-        Problems found, one sentence each: stale, missing or orphaned exercise notebooks. In
-        write mode only orphans remain (they are reported, never deleted).
+        Problems found, one sentence each: stale, missing, edited or orphaned exercise notebooks.
+        In write mode only orphans and edited notebooks (without ``force``) remain; they are
+        reported, never deleted or overwritten.
     """
     sources = sorted(solutions.glob("*.ipynb"))
     if not sources:
         raise BuildError(f"no solution notebooks in {solutions}")
+    manifest_path = exercises / MANIFEST
+    recorded = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    written: dict[str, str] = {}
     problems: list[str] = []
     for path in sources:
         wanted = render(make_exercise(json.loads(path.read_text(encoding="utf-8")), path.name))
         target = exercises / path.name
         current = target.read_text(encoding="utf-8") if target.is_file() else None
+        written[path.name] = _sha256(wanted)
         if current == wanted:
+            if check and recorded.get(path.name) != written[path.name]:
+                problems.append(f"{manifest_path} has no up-to-date record of {target}: run `python -m unet_helpers.checks.build`")
             continue
         if check:
             state = "is missing" if current is None else "is out of date"
             problems.append(f"{target} {state}: regenerate it from {path} with `python -m unet_helpers.checks.build`")
-        else:
-            exercises.mkdir(parents=True, exist_ok=True)
-            target.write_text(wanted, encoding="utf-8")
+            continue
+        edited = current is not None and recorded.get(path.name) != _sha256(current)
+        if edited and not force:
+            problems.append(f"{target} was changed since it was generated (your work?), so it was not replaced; "
+                            "rename it to keep it, or pass --force to replace it (a copy is kept as .ipynb.bak)")
+            written[path.name] = recorded.get(path.name, "")
+            continue
+        exercises.mkdir(parents=True, exist_ok=True)
+        if edited:
+            target.with_name(target.name + ".bak").write_text(current, encoding="utf-8")
+        target.write_text(wanted, encoding="utf-8")
+    if not check and written != recorded:
+        manifest_path.write_text(json.dumps(written, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     for orphan in sorted(set(p.name for p in exercises.glob("*.ipynb")) - set(p.name for p in sources)):
         problems.append(f"{exercises / orphan} has no source {solutions / orphan}: exercises are generated, "
                         "write the solution notebook instead")
@@ -153,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--solutions", type=Path, default=Path("solutions"), help="source notebooks (default: solutions)")
     parser.add_argument("--exercises", type=Path, default=Path("exercises"), help="generated notebooks (default: exercises)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if exercises/ is out of date")
+    parser.add_argument("--force", action="store_true", help="also replace notebooks edited since they were generated (keeps NAME.ipynb.bak)")
     args = parser.parse_args(argv)
     try:
-        problems = build(args.solutions, args.exercises, check=args.check)
+        problems = build(args.solutions, args.exercises, check=args.check, force=args.force)
     except (BuildError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -72,7 +72,8 @@ _MAIN_MISTAKES = (
 
 
 def _call(fn: Callable[..., Any], logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-    return require_tensor(call_learner(fn, logits, target, **kwargs), "The loss", shape=())
+    """The learner's loss on copies, so a function that edits its inputs cannot change the reference."""
+    return require_tensor(call_learner(fn, logits.clone(), target.clone(), **kwargs), "The loss", shape=())
 
 
 def _compare(fn: Callable[..., Any], logits: torch.Tensor, target: torch.Tensor, what: str,
@@ -107,6 +108,21 @@ def _differentiable(fn: Callable[..., Any]) -> None:
 def _matches(fn: Callable[..., Any]) -> None:
     for shape, seed in _PRESENT:
         _compare(fn, *_case(shape, seed), f"logits {shape} with every class present", _MAIN_MISTAKES)
+
+
+def _inputs_unchanged(fn: Callable[..., Any]) -> None:
+    (shape, seed), = _PRESENT[:1]
+    logits, target = _case(shape, seed)
+    target = _with_ignored(target, seed)
+    logits_before, target_before = logits.clone(), target.clone()
+    call_learner(fn, logits, target, ignore_index=IGNORE)
+    for name, now, before in (("target", target, target_before), ("logits", logits, logits_before)):
+        if not torch.equal(now, before):
+            changed = int((now != before).sum())
+            raise PropertyFailed(f"Your function changed its input `{name}` ({changed} values), e.g. with an "
+                                 "in-place assignment.", f"{changed} values changed", "0 values changed",
+                                 hint="Work on a copy: `target = target.clone()` or "
+                                 "`safe = target.where(valid, 0)`; a training loop reuses the same tensors for the metrics.")
 
 
 def _perfect(fn: Callable[..., Any]) -> None:
@@ -173,6 +189,7 @@ def _properties() -> list[Property]:
         Property("eps in numerator and denominator", "eps=1.0 on (1, 3, 4, 4) and (2, 2, 3, 5)", _eps,
                  "`(2 * I + eps) / (P + T + eps)`: eps in both makes an empty-vs-empty class score 1, not 0."),
         Property("every pixel ignored gives 0, not NaN", f"target all {IGNORE}, ignore_index={IGNORE}", _all_ignored),
+        Property("leaves its inputs unchanged", f"logits {_PRESENT[0][0]} with ignore_index={IGNORE}", _inputs_unchanged),
     ]
 
 

@@ -145,7 +145,9 @@ def _step_properties() -> list[Property]:
         Property("model.train() at the start", "model left in eval mode before the step", _train_mode,
                  "Call `model.train()` first: BatchNorm must use the batch's statistics while training."),
         Property("optimizer.zero_grad() before backward", "stale gradients present before the step; then 3 steps in a row",
-                 _zero_grad, "backward() adds to .grad; call optimizer.zero_grad() before it, every batch."),
+                 _zero_grad, "backward() adds to .grad; call optimizer.zero_grad() before it, every batch. "
+                 "Zeroing after step() is not enough: the step must not assume .grad starts empty (an "
+                 "evaluation, a gradient check or another loop may have left gradients behind)."),
     ]
 
 

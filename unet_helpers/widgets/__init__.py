@@ -17,7 +17,7 @@ Front ends show the richest one they can render. ``TrainingDashboard`` also repl
 PNG after each epoch, so a saved notebook shows the last epoch. Outside a kernel (plain Python),
 ``view.show()`` prints the values and returns the figure (``view.show().savefig("view.png")``).
 
-Used in notebooks 03 (``UpsamplingExplorer``), 04 (``LossPlayground``), 05 (``MetricPlayground``),
+Used in notebooks 01 (``TaskPicker``), 02 (``UpsamplingExplorer``), 04 (``LossPlayground``), 05 (``MetricPlayground``),
 06 (``TrainingDashboard``, ``MaskExplorer``) and 08 (``TilingExplorer``).
 """
 from .base import LiveView, has_kernel

@@ -29,15 +29,18 @@ def has_kernel() -> bool:
 
 
 def _num_classes(num_classes: int | None, class_names: Sequence[str] | None, model: nn.Module | None,
-                 *masks: np.ndarray | torch.Tensor) -> int:
-    """``K`` from the argument, the names, the model's config, or else the largest id in the masks."""
+                 *masks: np.ndarray | torch.Tensor, ignore_index: int | None = None) -> int:
+    """``K`` from the argument, the names, the model's config, or else the largest id in the masks
+    (not counting ``ignore_index``)."""
     if num_classes:
         return num_classes
     if class_names:
         return len(class_names)
     if model is not None:
         return infer_num_classes(model)
-    return int(max(int(m.max()) for m in masks)) + 1
+    arrays = [np.asarray(m.cpu() if isinstance(m, torch.Tensor) else m) for m in masks]
+    labelled = [a[a != ignore_index] if ignore_index is not None else a.ravel() for a in arrays]
+    return int(max(int(a.max()) if a.size else 0 for a in labelled)) + 1
 
 
 class LiveView:
@@ -82,12 +85,13 @@ class LiveView:
         """Recompute and redraw (every control calls this when it changes)."""
         try:
             self._compute()
+            png = figure_to_png(self.figure(), self.dpi)
             self.error = None
         except ValueError as exc:  # e.g. a kernel too large for the image: say so, keep going
             self.error = str(exc)
             self._readout.value = f"<b style='color:#D62728'>{html.escape(self.error)}</b>"
             return
-        self._image.value = figure_to_png(self.figure(), self.dpi)
+        self._image.value = png
         self._readout.value = self.readout_html()  # after the figure: the numbers never run ahead of it
 
     def _watch(self, *controls: W.Widget) -> None:

@@ -28,14 +28,16 @@ class TrainingDashboard(LiveView):
         class_names: one name per class (default "class k").
         num_classes: ``K`` (default: from the model's config at the first epoch).
         max_images: preview images drawn.
+        ignore_index: target value of unlabelled pixels (drawn grey, not an error).
         dpi: resolution of the rendered figure.
     """
 
     css_class = "unet-dashboard"
 
     def __init__(self, class_names: Sequence[str] | None = None, num_classes: int | None = None,
-                 max_images: int = 3, dpi: int = 72) -> None:
+                 max_images: int = 3, ignore_index: int | None = None, dpi: int = 72) -> None:
         super().__init__(dpi)
+        self.ignore_index = ignore_index
         self.class_names = list(class_names) if class_names is not None else None
         self.num_classes = num_classes or (len(class_names) if class_names is not None else None)
         self.max_images = max_images
@@ -58,7 +60,8 @@ class TrainingDashboard(LiveView):
         if not self.history:
             return plot_message("waiting for the first epoch: fit(..., callbacks=[dashboard])")
         images, targets = self.preview if self.preview is not None else (None, None)
-        return plot_dashboard(self.history, images, targets, self.predictions, self.num_classes, self.class_names)
+        return plot_dashboard(self.history, images, targets, self.predictions, self.num_classes, self.class_names,
+                              self.ignore_index)
 
     def summary(self) -> str:
         if not self.history:
@@ -93,7 +96,7 @@ class MaskExplorer(LiveView):
             raise ValueError("MaskExplorer needs a model or preds (N, H, W); got neither")
         self.images, self.targets, self.ignore_index = images, targets, ignore_index
         self.preds = predict(model, images) if preds is None else preds
-        self.num_classes = _num_classes(num_classes, class_names, model, self.preds, targets)
+        self.num_classes = _num_classes(num_classes, class_names, model, self.preds, targets, ignore_index=ignore_index)
         self.class_names = _names(class_names, self.num_classes)
         self.scores = pg.per_image_iou(self.preds, targets, self.num_classes, ignore_index)  # (N, K)
         options = [("worst mIoU first", "miou"), ("dataset order", "index")]

@@ -1,0 +1,86 @@
+"""Epochs and seconds until the ``train`` command reaches validation mIoU 0.9 (and 0.95) on the
+default synthetic shapes, for three learning-rate schedules.
+
+Each run is ``python -m unet_helpers train`` with its defaults (UNet base 16, 400 train / 100 val
+images of 64x64, batch 8, Adam peaking at 3e-3, cross-entropy + Dice, flips and rotations) and
+only ``--schedule``, ``--epochs`` and ``--seed`` changed, so the table describes exactly what a
+user gets. Seconds are training plus validation time summed over epochs (``seconds`` in
+``metrics.jsonl``), on as many threads as ``--threads`` (2 by default).
+
+    python benchmarks/bench_train_synthetic.py                      # 3 schedules x 2 seeds, 12 epochs
+    python benchmarks/bench_train_synthetic.py --schedules onecycle --seeds 0 1 2 --epochs 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from _common import machine_line, markdown_table
+
+from unet_helpers.cli import main as cli_main
+from unet_helpers.data import SHAPE_CLASSES
+
+
+def first_epoch_reaching(lines: list[dict], target: float) -> int | None:
+    return next((line["epoch"] for line in lines if (line["miou"] or 0) >= target), None)
+
+
+def run(schedule: str, seed: int, epochs: int, workdir: Path) -> list[dict]:
+    out = workdir / f"{schedule}-{seed}"
+    code = cli_main(["train", "--out", str(out), "--epochs", str(epochs), "--schedule", schedule, "--seed", str(seed), "--quiet"])
+    if code != 0:
+        raise SystemExit(f"train failed for schedule={schedule} seed={seed}")
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def summarise(schedule: str, seed: int, lines: list[dict]) -> list[object]:
+    elapsed, cumulative = 0.0, []
+    for line in lines:
+        elapsed += line["seconds"]
+        cumulative.append(elapsed)
+    row: list[object] = [schedule, seed]
+    for target in (0.9, 0.95):
+        epoch = first_epoch_reaching(lines, target)
+        row.append("not reached" if epoch is None else f"{epoch} ({cumulative[epoch - 1]:.0f} s)")
+    reached = first_epoch_reaching(lines, 0.9)
+    after = [line["miou"] for line in lines[reached - 1 :]] if reached else []
+    row.append(f"{min(after):.3f}" if after else "-")
+    best = max(lines, key=lambda line: line["miou"] or 0)
+    final = lines[-1]
+    row += [f"{final['miou']:.3f}", " / ".join(f"{v:.3f}" for v in final["val_iou"]), f"{best['miou']:.3f} (epoch {best['epoch']})"]
+    row.append(f"{cumulative[-1] / len(lines):.1f}")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--schedules", nargs="+", default=["constant", "cosine", "onecycle"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine_line())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for schedule in args.schedules:
+            for seed in args.seeds:
+                rows.append(summarise(schedule, seed, run(schedule, seed, args.epochs, Path(tmp))))
+                print(markdown_table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(f"`train` defaults, {args.epochs} epochs; per-class IoU order: {' / '.join(SHAPE_CLASSES)}")
+    print()
+    print(markdown_table(HEADER, rows))
+
+
+HEADER = [
+    "schedule", "seed", "epoch (time) to mIoU 0.9", "to 0.95", "lowest mIoU after 0.9", "final mIoU",
+    "final IoU per class", "best mIoU", "s / epoch",
+]
+
+if __name__ == "__main__":
+    main()
