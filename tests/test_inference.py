@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from unet_helpers import (
     seed_everything,
     synthetic_segmentation,
 )
-from unet_helpers.inference import blend_window, predict, predict_tiled, scores_to_probs, tile_starts
+from unet_helpers.inference import blend_window, fuse_batchnorm, in_layout, predict, predict_tiled, scores_to_probs, tile_starts
 from unet_helpers.train import fit, make_loader
 
 
@@ -143,3 +144,62 @@ def test_errors_are_clear():
         predict_tiled(model, torch.rand(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) or one image"):
         predict(model, torch.rand(32, 32))
+
+
+def test_in_layout_changes_memory_order_only():
+    x = torch.randn(2, 3, 5, 7)
+    y = in_layout(x, channels_last=True)
+    assert torch.equal(y, x) and y.is_contiguous(memory_format=torch.channels_last)
+    assert in_layout(x, channels_last=False) is x
+    assert in_layout(x[0], channels_last=True).is_contiguous()  # (C, H, W) has no channels-last form: unchanged
+
+
+def test_channels_last_gives_the_default_layouts_results(trained_model):
+    image = mosaic(2, 3)
+    batch = torch.stack([image[:, :64, :64], image[:, 64:, 64:128]])  # (2, 3, 64, 64)
+    ids, probs = predict(trained_model, batch, return_probs=True, channels_last=True)
+    ids_ref, probs_ref = predict(trained_model, batch, return_probs=True, channels_last=False)
+    assert probs.is_contiguous() and torch.allclose(probs, probs_ref, atol=1e-5) and torch.equal(ids, ids_ref)
+    ids, probs = predict_tiled(trained_model, image, tile=96, overlap=0.5, return_probs=True, channels_last=True)
+    ids_ref, probs_ref = predict_tiled(trained_model, image, tile=96, overlap=0.5, return_probs=True, channels_last=False)
+    assert torch.allclose(probs, probs_ref, atol=1e-5) and torch.equal(ids, ids_ref)
+
+
+def test_class_ids_are_the_first_largest_class_like_argmax():
+    logits = torch.tensor([[1.0, 0.0, 1.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0], [0.0, 0.0, 1.0]])  # 4 pixels x K=3, ties
+    logits = logits.T.reshape(1, 3, 2, 2)  # (1, K, 2, 2)
+    expected = [[0, 1], [0, 2]]
+    assert logits.argmax(dim=1)[0].tolist() == expected
+    assert predict(nn.Identity(), logits)[0].tolist() == expected
+    assert predict_tiled(nn.Identity(), logits[0], tile=2).tolist() == expected
+
+
+def test_fuse_batchnorm_gives_the_same_outputs_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = UNet(3, 3, base=4, depth=2, up_mode="transpose")
+    for module in model.modules():  # BatchNorm statistics and affine parameters away from the identity
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.5, 0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse_batchnorm(model)
+    assert model.training and not fused.training
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in fused.modules()) == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    x = torch.randn(2, 3, 20, 18)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        assert torch.allclose(fused(x), expected, atol=1e-5)
+        assert torch.allclose(fused(in_layout(x, True)), expected, atol=1e-5)
+    assert torch.equal(predict(fused, x), expected.argmax(dim=1))
+
+
+def test_fuse_batchnorm_leaves_other_models_working():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.BatchNorm2d(3))  # BatchNorm not right after the conv
+    fused = fuse_batchnorm(model)
+    assert isinstance(fused[2], nn.BatchNorm2d)
+    x = torch.randn(1, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(fused(x), model.eval()(x))

@@ -214,3 +214,13 @@ def test_update_errors():
         cm.update(torch.zeros(4, 4, dtype=torch.long), torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(TypeError, match=r"num_classes must be an int"):
         ConfusionMatrix(2.0)
+
+
+@given(st.integers(2, 6), st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_class_ids_from_scores_equal_argmax_with_ties(k, seed):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 3, (2, k, 5, 4), generator=g).float()  # few values: many ties
+    assert torch.equal(to_class_ids(scores, k), scores.argmax(dim=1))
+    channels_last = scores.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(to_class_ids(channels_last, k), scores.argmax(dim=1))

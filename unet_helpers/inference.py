@@ -9,14 +9,24 @@ class probabilities with a weight window: ``"gaussian"`` trusts tile centres mor
 overwrite (to show the seams blending removes). Memory grows with one batch of tiles plus a
 ``(K, H, W)`` accumulator, not with the whole image's activations.
 
+Speed on the CPU: both functions hand the model its batch in channels-last memory layout
+(``channels_last=True``, the default). The values are the same; only their order in memory changes,
+to the one oneDNN's convolutions prefer (``benchmarks/bench_throughput.py`` measured U-Net inference
+about 1.5 times faster on 256x256 images). Class ids come from ``max(dim).indices``, which is
+``argmax`` (the first index on ties, NaN counted as largest) but several times faster along the
+class axis of an ``(N, K, H, W)`` tensor. ``fuse_batchnorm`` makes an inference copy of a model
+with every BatchNorm folded into the convolution before it (one pass over each feature map less).
+
 Shapes: images ``(N, C, H, W)`` or one image ``(C, H, W)``; ``K`` classes.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ._validate import require_tensor
 
@@ -40,6 +50,57 @@ def scores_to_probs(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(dim=1)
 
 
+def in_layout(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``batch`` in channels-last memory layout if ``channels_last`` and it is on the CPU, else unchanged.
+
+    Same shape and values (``torch.equal`` holds); the model's convolutions then run in the layout
+    oneDNN is fastest in, and their outputs keep it.
+
+    Shape:
+        - Input and output: ``(N, C, H, W)``
+    """
+    if channels_last and batch.ndim == 4 and batch.device.type == "cpu":
+        return batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with each BatchNorm folded into the convolution before it.
+
+    In eval mode, BatchNorm is a fixed per-channel affine map,
+    ``y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta``; applied to a convolution's
+    output it equals one convolution with rescaled weights and a bias. The copy computes the same
+    outputs (up to float rounding) with one pass over each feature map less. Pairs are folded where
+    a ``Conv2d`` is directly followed by a ``BatchNorm2d`` in an ``nn.Sequential`` (every
+    ``DoubleConv``); anything else is copied as it is.
+
+    The copy is for inference only: training it would train a network without BatchNorm.
+
+    Args:
+        model: any network; it is not modified.
+
+    Returns:
+        The folded copy, in eval mode.
+
+    Examples::
+
+        >>> from unet_helpers import UNet
+        >>> fused = fuse_batchnorm(UNet(3, 2, base=4, depth=2))
+        >>> sum(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+        0
+    """
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, norm = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats:
+                module[i] = fuse_conv_bn_eval(conv, norm)  # weights * gamma / std, plus a bias
+                module[i + 1] = nn.Identity()
+    return fused
+
+
 def _as_batch(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
     require_tensor(images, "images")
     if images.ndim == 3:
@@ -54,11 +115,20 @@ def predict(
     images: torch.Tensor,
     batch_size: int = 8,
     return_probs: bool = False,
+    channels_last: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Class ids (and optionally probabilities) for a batch of images, in eval mode.
 
     The model is put in ``eval()`` (BatchNorm uses its running statistics) and run under
     ``torch.inference_mode()``; its previous mode is restored afterwards.
+
+    Args:
+        model: the network.
+        images: a batch of images or one image.
+        batch_size: images per forward pass.
+        return_probs: also return the class probabilities.
+        channels_last: on the CPU, run each batch in channels-last memory layout (faster; the same
+            result up to float rounding, see the module docstring).
 
     Shape:
         - ``images``: ``(N, C, H, W)`` or ``(C, H, W)``
@@ -73,11 +143,12 @@ def predict(
     try:
         with torch.inference_mode():
             for lo in range(0, batch.shape[0], batch_size):
-                probs.append(scores_to_probs(model(batch[lo : lo + batch_size].to(device))).cpu())
+                chunk = in_layout(batch[lo : lo + batch_size].to(device), channels_last)
+                probs.append(scores_to_probs(model(chunk)).cpu())
     finally:
         model.train(was_training)
-    probs = torch.cat(probs)  # (N, K, H, W)
-    ids = probs.argmax(dim=1)  # (N, H, W)
+    probs = torch.cat(probs).contiguous()  # (N, K, H, W), in the usual layout whatever the model's
+    ids = probs.max(dim=1).indices  # (N, H, W); = argmax(dim=1), faster
     if single:
         probs, ids = probs[0], ids[0]
     return (ids, probs) if return_probs else ids
@@ -153,6 +224,7 @@ def predict_tiled(
     blend: str = "gaussian",
     batch_size: int = 4,
     return_probs: bool = False,
+    channels_last: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sliding-window prediction for one image of any size.
 
@@ -164,6 +236,7 @@ def predict_tiled(
         blend: ``"gaussian"``, ``"uniform"`` or ``"none"`` (see module docstring).
         batch_size: tiles per forward pass (memory vs speed).
         return_probs: also return the blended class probabilities.
+        channels_last: on the CPU, run the tiles in channels-last memory layout (see ``predict``).
 
     Shape:
         - ``image``: ``(C, H, W)`` (or ``(1, C, H, W)``)
@@ -195,7 +268,7 @@ def predict_tiled(
             for lo in range(0, len(origins), batch_size):
                 chunk = origins[lo : lo + batch_size]
                 tiles = torch.stack([image[:, y : y + tile_h, x : x + tile_w] for y, x in chunk])  # (B, C, h, w)
-                probs = scores_to_probs(model(tiles.to(device))).cpu()  # (B, K, h, w)
+                probs = scores_to_probs(model(in_layout(tiles.to(device), channels_last))).cpu()  # (B, K, h, w)
                 if total is None:
                     total = torch.zeros(probs.shape[1], height, width)  # (K, H, W)
                     weight = torch.zeros(height, width)  # (H, W)
@@ -209,5 +282,5 @@ def predict_tiled(
     finally:
         model.train(was_training)
     probs = total.clone() if blend == "none" else total / weight  # ordinary tensors, usable outside inference mode
-    ids = probs.argmax(dim=0)  # (H, W)
+    ids = probs.max(dim=0).indices  # (H, W); = argmax(dim=0), faster
     return (ids, probs) if return_probs else ids
