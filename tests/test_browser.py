@@ -58,7 +58,7 @@ def browser_page(tmp_path_factory):
 def ran(state, page, server, notebook):
     """Open and run each notebook once per module, however many targets it hosts."""
     if state.get("current") != notebook:
-        lab.open_and_run_all(page, server, notebook)
+        lab.open_and_run_all(page, server, notebook, timeout_s=900)  # lessons 06 and 08 train models
         page.screenshot(path=ARTIFACTS / f"{Path(notebook).stem}_after_run_all.png", full_page=True)
         state["current"] = notebook
 

@@ -1,9 +1,10 @@
 """Which notebook and which elements the browser test drives.
 
-Until the lessons exist, both views live in ``tests/browser/demo_views.ipynb``. When
-``notebooks/05_metrics.ipynb`` shows ``MetricPlayground`` and ``notebooks/06_training.ipynb``
-shows ``TrainingDashboard``, change the two ``notebook=`` paths below; the selectors are the CSS
-classes every view puts on its root (``LiveView.css_class``), so they stay the same.
+Every live view is tested in the lesson that hosts it. The selectors are the CSS classes every
+view puts on its root (``LiveView.css_class``); the notebook paths are relative to the repository.
+``tests/test_browser.py`` runs each notebook once per session, in the order the tests need them,
+so ``OTHER_VIEWS`` starts with the view in the dashboard's notebook (already run) and then takes
+one notebook after the other.
 """
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ class ViewTarget:
     image: str = ".widget-image"  # the rendered figure (an <img>)
 
 
-DEMO = "tests/browser/demo_views.ipynb"
-METRIC_PLAYGROUND = ViewTarget(notebook=DEMO, view=".unet-metric-playground")
-TRAINING_DASHBOARD = ViewTarget(notebook=DEMO, view=".unet-dashboard")
-# Further views that must render an image (lessons 03, 04, 06 and 08 will host them).
-OTHER_VIEWS = tuple(ViewTarget(notebook=DEMO, view=v) for v in (
-    ".unet-loss-playground", ".unet-upsampling-explorer", ".unet-mask-explorer", ".unet-tiling-explorer"))
+# Lesson 5 shows a MetricPlayground on synthetic shapes, starting from a perfect prediction.
+METRIC_PLAYGROUND = ViewTarget(notebook="notebooks/05_metrics.ipynb", view=".unet-metric-playground")
+# Lesson 6 displays a TrainingDashboard before fit(..., callbacks=[dashboard]).
+TRAINING_DASHBOARD = ViewTarget(notebook="notebooks/06_training.ipynb", view=".unet-dashboard")
+# Further views that must render a figure and a readout, each in the lesson that hosts it.
+OTHER_VIEWS = (
+    ViewTarget(notebook="notebooks/06_training.ipynb", view=".unet-mask-explorer"),
+    ViewTarget(notebook="notebooks/01_segmentation_tasks.ipynb", view=".unet-task-picker"),
+    ViewTarget(notebook="notebooks/02_building_blocks.ipynb", view=".unet-upsampling-explorer"),
+    ViewTarget(notebook="notebooks/04_losses.ipynb", view=".unet-loss-playground"),
+    ViewTarget(notebook="notebooks/08_large_images.ipynb", view=".unet-tiling-explorer"),
+)
 
 METRIC_SLIDER = "shift right"  # the slider of the metric playground the test drags
 METRIC_CLASS = "circle"  # the row of the metric table whose IoU must change
