@@ -237,24 +237,37 @@ _ODD_MISTAKES = (
 )
 
 
-def _compare_with_reference(cls: type, cases: tuple, mistakes: tuple) -> None:
-    reference = randomize_(Up(*_UP_ARGS), seed=3).eval()
-    module = _build(cls, *_UP_ARGS)
-    x, skip = _pair(*_EVEN[0], seed=10)
+def compare_up_block(cls: type, reference: nn.Module, args: tuple, probe: tuple, cases: tuple, mistakes: tuple,
+                     variant, seed: int = 20) -> None:
+    """Copy ``reference``'s weights into ``cls(*args)`` and compare outputs on every ``(x, skip)`` case.
+
+    The layers are paired by the order they run in on the ``probe`` shapes (an even case).
+
+    On a mismatch, each ``(property name, variant kwargs, message)`` of ``mistakes`` is tried with
+    ``variant(reference, x, skip, **kwargs)``; the first that reproduces the learner's output names
+    the slip. Used by ex02 (bilinear ``Up``) and ex07 (transposed ``Up``).
+    """
+    reference = reference.eval()
+    module = _build(cls, *args)
+    x, skip = _pair(*probe, seed=10)
     share_weights(layers_in_call_order(reference, lambda m: m(x, skip)),
                   layers_in_call_order(module, lambda m: m(x, skip)))
     module.eval()
-    for seed, (x_shape, skip_shape) in enumerate(cases):
-        x, skip = _pair(x_shape, skip_shape, seed=20 + seed)
+    for i, (x_shape, skip_shape) in enumerate(cases):
+        x, skip = _pair(x_shape, skip_shape, seed=seed + i)
         with torch.no_grad():
             expected, got = reference(x, skip), require_tensor(call_learner(module, x, skip), "The output")
             if close(got, expected, atol=1e-4):
                 continue
             for name, change, message in mistakes:
-                if close(got, _variant(reference, x, skip, **change), atol=1e-4):
+                if close(got, variant(reference, x, skip, **change), atol=1e-4):
                     raise PropertyFailed(message, name=name)
         raise PropertyFailed(f"With the reference's weights copied into your layers, the outputs differ for x "
                              f"{x_shape}, skip {skip_shape} (eval mode).", got[0, 0, -1, -4:], expected[0, 0, -1, -4:])
+
+
+def _compare_with_reference(cls: type, cases: tuple, mistakes: tuple) -> None:
+    compare_up_block(cls, randomize_(Up(*_UP_ARGS), seed=3), _UP_ARGS, _EVEN[0], cases, mistakes, _variant, seed=20)
 
 
 def _up_matches_even(cls: type) -> None:

@@ -8,7 +8,8 @@ Used by every notebook in ``exercises/``::
     ex.hint()                # the next hint; ex.hint(2) for hint 2
     ex.solution()            # the solution cell of solutions/<notebook>.ipynb
 
-Each exercise group module (``blocks.py``, ``losses.py``, ``metrics.py``, ``training.py``)
+Each exercise group module (``blocks.py``, ``losses.py``, ``metrics.py``, ``training.py``, and for
+the lesson's three exercises ``bce_dice.py``, ``up_transpose.py``, ``real_data.py``, ``dice_gains.py``)
 registers its exercises here with ``register(ExerciseSpec(...))``.
 """
 from __future__ import annotations
@@ -179,7 +180,8 @@ class Exercise:
 
 
 def _load_groups() -> None:
-    from . import blocks, losses, metrics, training  # noqa: F401 - importing registers the exercises
+    from . import bce_dice, blocks, losses, metrics, training, up_transpose  # noqa: F401 - importing registers the exercises
+    from . import real_data, dice_gains  # noqa: F401, I001 - in this order: ex08's two parts in notebook order
 
 
 def exercise(name: str) -> Exercise:
