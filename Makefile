@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks bench clean
+.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks bench bench-real clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,9 +44,13 @@ test-notebooks: $(VENV)/.test
 	$(BIN)/python -m pytest -q $(NBVAL) $(NOTEBOOK_DIRS)
 
 # Benchmarks (speed, memory, time to accuracy): see benchmarks/README.md; results in BENCHMARKS.md.
+# `make bench` runs every part but the course and rewrites BENCHMARKS.md; `make bench-real` measures
+# our U-Net against MONAI's on the real datasets (about an hour on 2 cores).
 bench: $(VENV)/.test
-	$(BIN)/python benchmarks/bench_train_synthetic.py
-	$(BIN)/python benchmarks/bench_tiled_memory.py
+	$(BIN)/python benchmarks/run_all.py
+
+bench-real: $(VENV)/.test
+	$(BIN)/python benchmarks/bench_real_data.py
 
 # Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
 exercises: $(VENV)/.course

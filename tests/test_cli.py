@@ -275,3 +275,11 @@ def test_centre_crop():
     assert torch.equal(cropped_image, image[:, 1:4, 1:4]) and torch.equal(cropped_mask, mask[1:4, 1:4])
     with pytest.raises(ValueError, match="--val-crop 6 is larger than a 5x6 validation image"):
         CentreCrop(6)(image, mask)
+
+
+def test_train_in_channels_last_layout(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *SYNTHETIC, "--epochs", "1", "--channels-last", "--out", str(run)]) == 0
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["epoch"] == 1 and saved["model"].config.base == 4  # loads into a default-layout UNet
+

@@ -180,3 +180,31 @@ def test_make_loader_drops_a_last_batch_of_one():
     assert make_loader(small_data(9), batch_size=4, shuffle=False).drop_last is False
     sampler = torch.utils.data.SubsetRandomSampler(range(5))  # the sampler's length decides
     assert make_loader(small_data(9), batch_size=4, sampler=sampler).drop_last is True
+
+
+def test_fit_in_channels_last_layout_matches_the_default_layout():
+    """Same start, same batches, two layouts: the same step up to float rounding, and a checkpoint
+    that loads into a default-layout model. (SGD, one batch: Adam's first step is lr * sign(grad),
+    which float rounding can flip for gradients near zero, so it would not compare layouts.)"""
+    runs = {}
+    for channels_last in (False, True):
+        seed_everything(5)
+        model = UNet(3, 3, base=4, depth=3)
+        train = make_loader(small_data(8, seed=1), batch_size=8, shuffle=False)
+        val = make_loader(small_data(6, seed=2), batch_size=3, shuffle=False)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        history = fit(model, train, val, CombinedLoss(), optimizer, 1, progress=False, channels_last=channels_last)
+        runs[channels_last] = (model, history[0])
+    (plain, h_plain), (fast, h_fast) = runs[False], runs[True]
+    first_conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d)).weight
+    assert first_conv.is_contiguous(memory_format=torch.channels_last)
+    assert not next(m for m in plain.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(memory_format=torch.channels_last)
+    for name, value in plain.state_dict().items():
+        assert torch.allclose(value.float(), fast.state_dict()[name].float(), atol=1e-5), name
+    assert math.isclose(h_plain["train_loss"], h_fast["train_loss"], rel_tol=1e-5)
+    assert math.isclose(h_plain["val_loss"], h_fast["val_loss"], rel_tol=1e-4)
+    x = torch.randn(2, 3, 32, 32)
+    reloaded = UNet(3, 3, base=4, depth=3).eval()
+    reloaded.load_state_dict(fast.state_dict())  # into the default layout
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x), fast.eval()(x), atol=1e-5)

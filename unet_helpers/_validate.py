@@ -60,7 +60,7 @@ def require_class_ids(
     valid = target if ignore_index is None else target[target != ignore_index]
     if valid.numel() == 0:
         return target
-    lo, hi = int(valid.min()), int(valid.max())
+    lo, hi = (int(v) for v in torch.aminmax(valid))  # one pass over the pixels for both
     if lo < 0 or hi >= num_classes:
         bad = hi if hi >= num_classes else lo
         if hi == 255 and num_classes == 2:

@@ -268,19 +268,20 @@ def predict_tiled(
             for lo in range(0, len(origins), batch_size):
                 chunk = origins[lo : lo + batch_size]
                 tiles = torch.stack([image[:, y : y + tile_h, x : x + tile_w] for y, x in chunk])  # (B, C, h, w)
-                probs = scores_to_probs(model(in_layout(tiles.to(device), channels_last))).cpu()  # (B, K, h, w)
+                probs = scores_to_probs(model(in_layout(tiles.to(device), channels_last))).cpu().contiguous()  # (B, K, h, w)
                 if total is None:
-                    total = torch.zeros(probs.shape[1], height, width)  # (K, H, W)
-                    weight = torch.zeros(height, width)  # (H, W)
+                    with torch.inference_mode(False):  # ordinary tensors: the caller may use them with autograd,
+                        total = torch.zeros(probs.shape[1], height, width)  # (K, H, W)  and they are
+                        weight = torch.zeros(height, width)  # (H, W)  divided in place below
                 for (y, x), p in zip(chunk, probs):
                     region = (slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
                     if blend == "none":
                         total[region] = p  # the last tile wins: seams stay visible
                     else:
-                        total[region] += p * window
+                        total[region].addcmul_(p, window)  # += p * window, without a temporary
                         weight[region[1:]] += window
     finally:
         model.train(was_training)
-    probs = total.clone() if blend == "none" else total / weight  # ordinary tensors, usable outside inference mode
+    probs = total if blend == "none" else total.div_(weight)  # in place: no second (K, H, W) array
     ids = probs.max(dim=0).indices  # (H, W); = argmax(dim=0), faster
     return (ids, probs) if return_probs else ids

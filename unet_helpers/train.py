@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .metrics import ConfusionMatrix
+from .inference import in_layout
 
 History = list[dict]
 Callback = Callable[[History, nn.Module, tuple[torch.Tensor, torch.Tensor]], None]
@@ -110,10 +111,12 @@ def train_one_epoch(
     scheduler: object | None = None,
     progress: bool = False,
     description: str = "train",
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """One pass over ``loader`` in training mode; returns the mean loss and its parts.
 
     ``scheduler`` (if given) is stepped after every batch (for per-step schedules like OneCycleLR).
+    ``channels_last`` hands the model each batch in channels-last memory layout (see ``fit``).
     """
     device = model_device(model)
     model.train()  # BatchNorm uses batch statistics and updates its running averages
@@ -121,6 +124,7 @@ def train_one_epoch(
     autocast = torch.autocast(device.type, dtype=torch.float16) if scaler is not None else nullcontext()
     for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
         images, targets, weights = _split_batch(batch, device)
+        images = in_layout(images, channels_last)
         with autocast:
             logits = model(images)  # (N, K, H, W)
             loss, parts = compute_loss(loss_fn, logits, targets, weights)
@@ -155,8 +159,11 @@ def evaluate(
     loss_fn: Callable | None = None,
     ignore_index: int | None = None,
     progress: bool = False,
+    channels_last: bool = False,
 ) -> dict[str, object]:
     """One pass in eval mode under ``torch.inference_mode()``; metrics from accumulated counts.
+
+    ``channels_last`` hands the model each batch in channels-last memory layout (see ``fit``).
 
     Returns:
         ``{"loss", "parts", "iou", "dice", "precision", "recall", "miou", "mean_dice",
@@ -178,7 +185,7 @@ def evaluate(
         with torch.inference_mode():
             for batch in tqdm(loader, desc="validate", leave=False, disable=not progress):
                 images, targets, weights = _split_batch(batch, device)
-                logits = model(images)
+                logits = model(in_layout(images, channels_last))
                 matrix.update(logits, targets)
                 if loss_fn is not None:
                     loss, parts = compute_loss(loss_fn, logits, targets, weights)
@@ -224,6 +231,7 @@ def fit(
     amp: bool | None = None,
     grad_clip: float | None = None,
     preview_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    channels_last: bool = False,
 ) -> History:
     """Train for ``epochs`` more epochs, validating after each; returns the history.
 
@@ -244,6 +252,11 @@ def fit(
         amp: mixed precision; default on for CUDA, off elsewhere.
         grad_clip: optional max gradient norm.
         preview_batch: the batch handed to callbacks (default: the first validation batch).
+        channels_last: on the CPU, convert the model's weights and every batch to channels-last
+            memory layout (``model.to(memory_format=torch.channels_last)``, done in place). Same
+            values, another order in memory, which oneDNN's convolutions run faster in
+            (``benchmarks/bench_throughput.py``: 1.2-1.6 times the training throughput of a
+            base-16 U-Net on 2 cores); results agree with the default layout up to float rounding.
 
     Returns:
         A list with one dict per epoch: ``epoch, train_loss, train_parts, val_loss, val_parts,
@@ -256,6 +269,9 @@ def fit(
     amp = device.type == "cuda" if amp is None else amp
     scaler = torch.amp.GradScaler(device.type) if amp and device.type == "cuda" else None
     history = list(history or [])
+    channels_last = channels_last and device.type == "cpu"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # the same Parameter objects: the optimizer keeps them
     main = _is_main_process()
     preview = preview_batch if preview_batch is not None else _first_batch(val_loader)
     start = len(history)
@@ -268,9 +284,9 @@ def fit(
             sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle every epoch
         train = train_one_epoch(
             model, train_loader, loss_fn, optimizer, scaler, grad_clip,
-            scheduler if scheduler_per_batch else None, progress and main, f"epoch {epoch}",
+            scheduler if scheduler_per_batch else None, progress and main, f"epoch {epoch}", channels_last,
         )
-        val = evaluate(model, val_loader, num_classes, loss_fn, ignore_index) if val_loader is not None else {}
+        val = evaluate(model, val_loader, num_classes, loss_fn, ignore_index, channels_last=channels_last) if val_loader is not None else {}
         if scheduler is not None and not scheduler_per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(val.get("loss") if val.get("loss") is not None else train["loss"])
