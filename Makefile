@@ -11,7 +11,7 @@ PORT ?= 8888
 # JupyterLab refuses to run as root unless told to; add the flag only when we are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Notebook runs: cell timeout in seconds, and the sanitizer for addresses and timings.
-NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
 .PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks bench bench-real clean
