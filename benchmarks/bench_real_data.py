@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,28 +37,19 @@ from torch.utils.data import ConcatDataset
 from _common import ROOT, cpu_model, machine_line, markdown_table
 
 from unet_helpers import (NUCLEI_CLASSES, SSTEM_CLASSES, CombinedLoss, ConfusionMatrix, ElasticDeform, UNet,
-                          count_parameters, fit, make_loader, nuclei_dataset, predict, predict_tiled,
-                          seed_everything, sstem_dataset)
+                          nuclei_dataset, predict, predict_tiled,
+                          sstem_dataset)
 from unet_helpers.checks.dice_gains import reference_dice_gains
-from unet_helpers.reference import monai_basic_unet
+from unet_helpers.reference import monai_basic_unet, train_on_budget
 
 MODELS = {"ours": lambda c, k, base: UNet(c, k, base=base), "monai": lambda c, k, base: monai_basic_unet(c, k, base=base)}
 LABELS = {"ours": "our UNet", "monai": "MONAI BasicUNet"}
 
 
-def train_on_budget(model_name: str, train_set, num_classes: int, epochs: int, lam: float, seed: int, args) -> dict:
-    """Train one model with the lesson's protocol; returns the model, its size, steps and seconds."""
-    seed_everything(seed)
-    model = MODELS[model_name](1, num_classes, args.base)
-    seed_everything(seed + 1000)  # crops, flips and deformations no longer depend on the model's size
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = make_loader(train_set, args.batch, seed=seed)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=epochs * len(loader))
-    began, cpu_began = time.perf_counter(), time.process_time()
-    fit(model, loader, None, CombinedLoss(lam=lam), optimizer, epochs, num_classes=num_classes,
-        scheduler=schedule, scheduler_per_batch=True, progress=False)
-    return {"model": model, "parameters": count_parameters(model), "steps": epochs * len(loader),
-            "seconds": time.perf_counter() - began, "cpu_seconds": time.process_time() - cpu_began}
+def run_model(model_name: str, train_set, num_classes: int, epochs: int, lam: float, seed: int, args) -> dict:
+    """Train one model with the lesson's protocol (``reference.train_on_budget``)."""
+    return train_on_budget(lambda: MODELS[model_name](1, num_classes, args.base), train_set, num_classes, epochs,
+                           loss_fn=CombinedLoss(lam=lam), lr=args.lr, batch_size=args.batch, seed=seed)
 
 
 def nuclei_iou(model, val) -> list[float]:
@@ -139,11 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for dataset, name, lam in plan:
             if dataset == "nuclei":
-                run = train_on_budget(name, nuclei_train, 2, args.epochs_nuclei, lam, seed, args)
+                run = run_model(name, nuclei_train, 2, args.epochs_nuclei, lam, seed, args)
                 iou = nuclei_iou(run.pop("model"), nuclei_val)
             else:
-                run = train_on_budget(name, sstem_train, 5, args.epochs_sstem, lam, seed, args)
+                run = run_model(name, sstem_train, 5, args.epochs_sstem, lam, seed, args)
                 iou = sstem_iou(run.pop("model"), sstem_val)
+            run.pop("history")
             runs.append({"dataset": dataset, "model": name, "lam": lam, "seed": seed, "iou": iou, **run})
             print(f"  {dataset:6s} {name:5s} lam={lam:g} seed={seed}: IoU {[round(v, 3) for v in iou]}, "
                   f"{run['steps']} steps, {run['seconds']:.0f} s ({run['cpu_seconds']:.0f} s CPU)", flush=True)

@@ -280,6 +280,8 @@ def test_centre_crop():
 def test_train_in_channels_last_layout(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *SYNTHETIC, "--epochs", "1", "--channels-last", "--out", str(run)]) == 0
+    raw = torch.load(run / "last.pt", weights_only=True)["model_state"]
+    assert raw["inc.net.0.weight"].is_contiguous(memory_format=torch.channels_last)  # the flag reached the model
     saved = load_checkpoint(run / "last.pt")
     assert saved["epoch"] == 1 and saved["model"].config.base == 4  # loads into a default-layout UNet
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from unet_helpers import ArrayDataset, UNet, count_parameters, synthetic_segmentation
-from unet_helpers.reference import compare_on_budget, monai_basic_unet, monai_unet, smp_available, smp_unet
+from unet_helpers.reference import compare_on_budget, monai_basic_unet, monai_unet, smp_available, smp_unet, train_on_budget
 
 
 def test_monai_basic_unet_matches_our_layout():
@@ -51,3 +51,32 @@ def test_compare_on_budget_gives_each_model_the_same_batches():
     assert seen["a"] == seen["b"] and len(seen["a"]) == 6
     assert set(results["a"]) == {"history", "iou", "miou", "seconds", "parameters", "model"}
     assert len(results["b"]["history"]) == 2 and len(results["b"]["iou"]) == 3
+
+
+class _RecordingDataset(torch.utils.data.Dataset):
+    """Synthetic items that record one draw of torch's global generator per item (like an augmentation)."""
+
+    def __init__(self):
+        images, masks = synthetic_segmentation(8, size=32, seed=0)
+        self.data, self.draws = ArrayDataset(images, masks), []
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.draws.append(float(torch.rand(())))
+        return self.data[i]
+
+
+def test_train_on_budget_batches_do_not_depend_on_the_builder():
+    small = lambda: UNet(3, 3, base=4, depth=2)  # noqa: E731
+    wide = lambda: UNet(3, 3, base=8, depth=2)  # draws more random numbers while building  # noqa: E731
+    seen = []
+    for build in (small, wide, small):
+        data = _RecordingDataset()
+        run = train_on_budget(build, data, 3, epochs=2, batch_size=4, seed=3)
+        seen.append((data.draws, run))
+    assert seen[0][0] == seen[1][0] == seen[2][0]  # the same augmentation draws for both models
+    assert seen[0][1]["steps"] == 4 and len(seen[0][1]["history"]) == 2
+    first, again = seen[0][1]["model"].state_dict(), seen[2][1]["model"].state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)  # same seed, same builder: same weights

@@ -9,6 +9,9 @@ Used in ``notebooks/09_real_data.ipynb``, the hard exercise and ``benchmarks/``.
 - ``monai_unet``: MONAI's residual ``UNet`` (strided convolutions instead of max-pooling).
 - ``smp_unet``: ``segmentation_models_pytorch.Unet`` when that package is installed (it needs
   torchvision, which this course does not install).
+- ``train_on_budget``: one model, the protocol of lesson 09 and ``benchmarks/bench_real_data.py``
+  (seeded build, Adam with a one-cycle schedule, no validation during training);
+  ``compare_on_budget``: several models at a constant rate, validated every epoch.
 
 Shapes: images ``(N, C, H, W)``, logits ``(N, K, H, W)``.
 """
@@ -120,3 +123,48 @@ def compare_on_budget(
             "model": model,
         }
     return results
+
+
+def train_on_budget(
+    build: Callable[[], nn.Module],
+    train_set: Dataset,
+    num_classes: int,
+    epochs: int,
+    *,
+    loss_fn: Callable | None = None,
+    lr: float = 3e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> dict:
+    """Train ``build()`` on ``train_set`` with the lesson-09 protocol; no validation during training.
+
+    ``seed_everything(seed)`` before building (same initial weights for the same builder), then
+    ``seed_everything(seed + 1000)`` so that random crops, flips and deformations do not depend on
+    how many random numbers ``build()`` drew: two different models see the same batches. A loader
+    with the seeded ``EpochShuffle``, Adam with ``OneCycleLR`` peaking at ``lr`` (stepped per batch),
+    ``loss_fn`` (default ``CombinedLoss()``).
+
+    Returns:
+        ``{"model", "history", "parameters", "steps", "seconds", "cpu_seconds"}`` (seconds of
+        training, wall clock and CPU time of the process).
+
+    Examples::
+
+        >>> from unet_helpers import ArrayDataset, UNet, synthetic_segmentation
+        >>> images, masks = synthetic_segmentation(8, size=32, seed=0)
+        >>> run = train_on_budget(lambda: UNet(3, 3, base=4, depth=2), ArrayDataset(images, masks), 3, epochs=1)
+        >>> run["steps"], run["parameters"] == count_parameters(run["model"])
+        (1, True)
+    """
+    seed_everything(seed)
+    model = build()
+    seed_everything(seed + 1000)  # the batches no longer depend on how many weights build() drew
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = make_loader(train_set, batch_size, seed=seed)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * len(loader)))
+    began, cpu_began = time.perf_counter(), time.process_time()
+    history = fit(model, loader, None, loss_fn or CombinedLoss(), optimizer, epochs, num_classes=num_classes,
+                  scheduler=schedule, scheduler_per_batch=True, progress=False)
+    return {"model": model, "history": history, "parameters": count_parameters(model), "steps": epochs * len(loader),
+            "seconds": time.perf_counter() - began, "cpu_seconds": time.process_time() - cpu_began}
+

@@ -22,11 +22,11 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .metrics import ConfusionMatrix
 from .inference import in_layout
+from .loaders import EpochShuffle, make_loader  # noqa: F401 - imported from here by the lessons
+from .metrics import ConfusionMatrix
 
 History = list[dict]
 Callback = Callable[[History, nn.Module, tuple[torch.Tensor, torch.Tensor]], None]
@@ -313,47 +313,3 @@ def fit(
             for callback in callbacks:
                 callback(history, _unwrap(model), preview)
     return history
-
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle that is a function of ``(seed, epoch)`` only.
-
-    ``fit`` calls ``set_epoch(epoch)`` before every epoch, so a run resumed from a checkpoint at
-    epoch 5 sees exactly the orders an uninterrupted run would have seen. Iterated without
-    ``set_epoch`` (a hand-written loop), each pass moves on to the next epoch's order.
-    """
-
-    def __init__(self, length: int, seed: int = 0) -> None:
-        self.length, self.seed, self.epoch = length, seed, 0
-        self._pinned = False
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self._pinned = epoch, True
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.length, generator=generator).tolist()
-        if not self._pinned:
-            self.epoch += 1
-        self._pinned = False
-        return iter(order)
-
-
-def make_loader(dataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0, num_workers: int = 0, **kwargs) -> DataLoader:
-    """A ``DataLoader`` whose shuffle depends only on ``seed`` and the epoch (``EpochShuffle``).
-
-    Training loaders (``shuffle=True``) drop a last batch of one, which would give BatchNorm
-    statistics from a single image. Extra keyword arguments go to ``DataLoader`` (e.g. ``sampler``).
-    """
-    sampler = kwargs.pop("sampler", None)
-    if shuffle and sampler is None:
-        sampler = EpochShuffle(len(dataset), seed)
-    size = len(sampler) if sampler is not None else len(dataset)
-    drop_last = kwargs.pop("drop_last", shuffle and size % batch_size == 1)
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed), drop_last=drop_last, **kwargs,
-    )

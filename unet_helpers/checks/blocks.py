@@ -186,24 +186,27 @@ def _up_concat_channels(cls: type) -> None:
                                   "out_channels). Adding x and skip would need equal channel counts.")
 
 
-def _check_shapes(cls: type, cases: tuple) -> None:
-    module = _build(cls, *_UP_ARGS)
+def check_up_shapes(cls: type, args: tuple, cases: tuple, hint: str) -> None:
+    """``cls(*args)(x, skip)`` has shape ``(N, out_channels, H, W)`` of the skip for every case (ex02, ex07)."""
+    module = _build(cls, *args)
     for seed, (x_shape, skip_shape) in enumerate(cases):
         x, skip = _pair(x_shape, skip_shape, seed)
         out = require_tensor(call_learner(module, x, skip), "The output")
-        wanted = (skip_shape[0], _UP_ARGS[2], *skip_shape[2:])
+        wanted = (skip_shape[0], args[2], *skip_shape[2:])
         if tuple(out.shape) != wanted:
             raise PropertyFailed(f"For x {x_shape} and skip {skip_shape} the output should have the skip's H and W.",
-                                 tuple(out.shape), wanted,
-                                 hint="Up-sample x (not the skip) by 2, then concatenate; the output keeps the skip's size.")
+                                 tuple(out.shape), wanted, hint=hint)
+
+
+_SHAPE_HINT = "Up-sample x (not the skip) by 2, then concatenate; the output keeps the skip's size."
 
 
 def _up_even(cls: type) -> None:
-    _check_shapes(cls, _EVEN)
+    check_up_shapes(cls, _UP_ARGS, _EVEN, _SHAPE_HINT)
 
 
 def _up_odd(cls: type) -> None:
-    _check_shapes(cls, _ODD)
+    check_up_shapes(cls, _UP_ARGS, _ODD, _SHAPE_HINT)
 
 
 def _variant(ref: Up, x: torch.Tensor, skip: torch.Tensor, mode: str = "bilinear", corners: bool = False,

@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..blocks import Up, align_to
-from .blocks import _build, _pair, compare_up_block  # the same inputs, building and comparison as the bilinear Up (ex02)
-from .core import Property, PropertyFailed, call_learner
+from .blocks import _build, check_up_shapes, compare_up_block  # the same inputs, building and comparison as the bilinear Up (ex02)
+from .core import Property, PropertyFailed
 from .exercise import ExerciseSpec, register
-from .tools import close, layers_in_call_order, randomize_, require_tensor, share_weights
+from .tools import randomize_
 
 _ARGS = (8, 6, 5)  # in_channels, skip_channels, out_channels: ConvTranspose2d(8 -> 4), DoubleConv(6 + 4 -> 5)
 _HALF = _ARGS[0] // 2
@@ -66,24 +66,15 @@ def _concat_channels(cls: type) -> None:
                              hint="`DoubleConv(skip_channels + in_channels // 2, out_channels)`.")
 
 
-def _check_shapes(cls: type, cases: tuple) -> None:
-    module = _build(cls, *_ARGS)
-    for seed, (x_shape, skip_shape) in enumerate(cases):
-        x, skip = _pair(x_shape, skip_shape, seed)
-        out = require_tensor(call_learner(module, x, skip), "The output")
-        wanted = (skip_shape[0], _ARGS[2], *skip_shape[2:])
-        if tuple(out.shape) != wanted:
-            raise PropertyFailed(f"For x {x_shape} and skip {skip_shape} the output should have the skip's H and W.",
-                                 tuple(out.shape), wanted,
-                                 hint="Up-sample x (never crop the skip): the output keeps the skip's size.")
+_SHAPE_HINT = "Up-sample x (never crop the skip): the output keeps the skip's size."
 
 
 def _even(cls: type) -> None:
-    _check_shapes(cls, _EVEN)
+    check_up_shapes(cls, _ARGS, _EVEN, _SHAPE_HINT)
 
 
 def _odd(cls: type) -> None:
-    _check_shapes(cls, _ODD)
+    check_up_shapes(cls, _ARGS, _ODD, _SHAPE_HINT)
 
 
 def _variant(ref: Up, x: torch.Tensor, skip: torch.Tensor, x_first: bool = False, align: str = "replicate") -> torch.Tensor:
