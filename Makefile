@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-unit test-notebooks setup setup-test exercises notebooks bench bench-real clean
+.PHONY: lab test test-fast test-unit test-notebooks setup setup-test exercises notebooks sync bench bench-real clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lab: $(VENV)/.course
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q --doctest-modules $(NBVAL) tests unet_helpers $(NOTEBOOK_DIRS)
 
+# The edit-test loop: unit tests and doctests, without notebooks, the browser and slow tests.
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -q tests unet_helpers --doctest-modules -m "not browser and not slow"
+
 test-unit: $(VENV)/.test
 	$(BIN)/python -m pytest -q tests unet_helpers --doctest-modules -m "not browser"
 
@@ -54,10 +58,16 @@ bench-real: $(VENV)/.test
 
 # Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
 exercises: $(VENV)/.course
-	$(BIN)/python -m unet_helpers.checks.build
+	$(BIN)/python -m unet_helpers.course.build
+
+# Lessons and solutions have MyST Markdown twins in text/ (what a reviewer reads in a diff):
+# `make sync` copies the newer side of every pair onto the other (outputs stay in the .ipynb).
+sync: $(VENV)/.test
+	$(BIN)/jupytext --sync notebooks/*.ipynb solutions/*.ipynb
 
 # Re-execute every lesson in place (they are stored executed so they read well on a repository page).
-notebooks: $(VENV)/.course
+notebooks: $(VENV)/.test
+	$(BIN)/jupytext --sync notebooks/*.ipynb
 	$(BIN)/python tools/execute_notebooks.py
 
 clean:

@@ -40,7 +40,7 @@ from unet_helpers import (NUCLEI_CLASSES, SSTEM_CLASSES, CombinedLoss, Confusion
                           nuclei_dataset, predict, predict_tiled,
                           sstem_dataset)
 from unet_helpers.checks.dice_gains import reference_dice_gains
-from unet_helpers.reference import monai_basic_unet, train_on_budget
+from unet_helpers.realdata.references import monai_basic_unet, train_on_budget
 
 MODELS = {"ours": lambda c, k, base: UNet(c, k, base=base), "monai": lambda c, k, base: monai_basic_unet(c, k, base=base)}
 LABELS = {"ours": "our UNet", "monai": "MONAI BasicUNet"}

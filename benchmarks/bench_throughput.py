@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from _common import calls_for, interleaved, machine_line, markdown_table, paired_ratio, rate_cell, ratio_cell
 
 from unet_helpers.inference import fuse_batchnorm
-from unet_helpers.reference import monai_basic_unet
+from unet_helpers.realdata.references import monai_basic_unet
 from unet_helpers.unet import UNet
 
 BATCH, IN_CHANNELS, CLASSES = 8, 3, 3

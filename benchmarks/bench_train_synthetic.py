@@ -25,35 +25,36 @@ from _common import machine_line, markdown_table
 
 from unet_helpers.cli import main as cli_main
 from unet_helpers.data import SHAPE_CLASSES
+from unet_helpers.records import EpochRecord
 
 
-def first_epoch_reaching(lines: list[dict], target: float) -> int | None:
-    return next((line["epoch"] for line in lines if (line["miou"] or 0) >= target), None)
+def first_epoch_reaching(lines: list[EpochRecord], target: float) -> int | None:
+    return next((line.epoch for line in lines if line.miou >= target), None)
 
 
-def run(schedule: str, seed: int, epochs: int, workdir: Path) -> list[dict]:
+def run(schedule: str, seed: int, epochs: int, workdir: Path) -> list[EpochRecord]:
     out = workdir / f"{schedule}-{seed}"
     code = cli_main(["train", "--out", str(out), "--epochs", str(epochs), "--schedule", schedule, "--seed", str(seed), "--quiet"])
     if code != 0:
         raise SystemExit(f"train failed for schedule={schedule} seed={seed}")
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [EpochRecord.from_json(json.loads(line)) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def summarise(schedule: str, seed: int, lines: list[dict]) -> list[object]:
+def summarise(schedule: str, seed: int, lines: list[EpochRecord]) -> list[object]:
     elapsed, cumulative = 0.0, []
     for line in lines:
-        elapsed += line["seconds"]
+        elapsed += line.seconds
         cumulative.append(elapsed)
     row: list[object] = [schedule, seed]
     for target in (0.9, 0.95):
         epoch = first_epoch_reaching(lines, target)
         row.append("not reached" if epoch is None else f"{epoch} ({cumulative[epoch - 1]:.0f} s)")
     reached = first_epoch_reaching(lines, 0.9)
-    after = [line["miou"] for line in lines[reached - 1 :]] if reached else []
+    after = [line.miou for line in lines[reached - 1 :]] if reached else []
     row.append(f"{min(after):.3f}" if after else "-")
-    best = max(lines, key=lambda line: line["miou"] or 0)
+    best = max(lines, key=lambda line: line.miou)
     final = lines[-1]
-    row += [f"{final['miou']:.3f}", " / ".join(f"{v:.3f}" for v in final["val_iou"]), f"{best['miou']:.3f} (epoch {best['epoch']})"]
+    row += [f"{final.miou:.3f}", " / ".join(f"{v:.3f}" for v in final.val.iou), f"{best.miou:.3f} (epoch {best.epoch})"]
     row.append(f"{cumulative[-1] / len(lines):.1f}")
     return row
 
@@ -74,9 +75,9 @@ def time_to_accuracy(seeds: list[int], epochs: int = 12, quick: bool = False) ->
             if cli_main(["train", "--out", str(out), "--seed", str(seed), "--quiet", *extra]) != 0:
                 raise SystemExit(f"train failed for seed={seed}")
             wall = time.perf_counter() - began
-            lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-            cumulative = list(itertools.accumulate(line["seconds"] for line in lines))
-            run = {"seed": seed, "wall": wall, "epochs": len(lines), "final_miou": lines[-1]["miou"]}
+            lines = [EpochRecord.from_json(json.loads(line)) for line in (out / "metrics.jsonl").read_text().splitlines()]
+            cumulative = list(itertools.accumulate(line.seconds for line in lines))
+            run = {"seed": seed, "wall": wall, "epochs": len(lines), "final_miou": lines[-1].miou}
             for target in (0.9, 0.95):
                 epoch = first_epoch_reaching(lines, target)
                 run[str(target)] = None if epoch is None else {"epoch": epoch, "seconds": cumulative[epoch - 1]}

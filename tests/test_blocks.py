@@ -61,8 +61,8 @@ def test_up_channel_mismatch_is_loud():
         up(torch.randn(2, 16, 16, 16), torch.randn(2, 4, 32, 32))
     with pytest.raises(ValueError, match=r"expected x with 16 channels"):
         up(torch.randn(2, 12, 16, 16), torch.randn(2, 8, 32, 32))
-    with pytest.raises(ValueError, match=r"skip_channels=8 but forward got no skip"):
-        up(torch.randn(2, 16, 16, 16))
+    with pytest.raises(TypeError, match=r"Up needs the encoder feature map as skip, a tensor; got NoneType"):
+        up(torch.randn(2, 16, 16, 16), None)
 
 
 def test_up_rejects_unknown_mode():

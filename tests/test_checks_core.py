@@ -11,7 +11,7 @@ import torch.nn as nn
 from unet_helpers.checks import CheckResult, Property, PropertyFailed, Status, exercise, list_exercises
 from unet_helpers.checks.core import call_learner, learner_error, run_properties
 from unet_helpers.checks.exercise import Exercise, ExerciseSpec
-from unet_helpers.checks.record import load_progress, progress_path, record_check, user_cache_dir
+from unet_helpers.checks.progress_file import load_progress, progress_path, record_check, user_cache_dir
 from wrong_answers import REPO, load_definitions
 
 

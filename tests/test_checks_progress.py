@@ -1,4 +1,4 @@
-"""`python -m unet_helpers.checks.progress`: runs exercise notebooks without touching them and
+"""`python -m unet_helpers.course.progress`: runs exercise notebooks without touching them and
 prints a table of statuses and hints used."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from unet_helpers.checks.progress import format_table, main
+from unet_helpers.course.progress import format_table, main
 from wrong_answers import REPO
 
 
@@ -75,5 +75,5 @@ def test_format_table_aligns_columns():
 
 
 def test_module_is_runnable_with_python_m():
-    done = subprocess.run([sys.executable, "-m", "unet_helpers.checks.progress", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "unet_helpers.course.progress", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "exercise notebooks" in done.stdout

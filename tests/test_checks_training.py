@@ -72,9 +72,9 @@ def test_check_references_agree_with_the_package_trainer():
     images, masks = checks._batch(3, seed=11)
     loss = checks._reference_step(model, images, masks, optimizer, checks._loss_fn)
     means = train_one_epoch(twin, [(images, masks)], checks._loss_fn, twin_optimizer)
-    assert abs(means["loss"] - loss) < 1e-6
+    assert abs(means.loss - loss) < 1e-6
     assert torch.allclose(checks._params(model), checks._params(twin), atol=1e-6)
 
     mean_loss, miou = checks._reference_evaluate(model, checks._loader(), checks._loss_fn, checks.K)
     package = evaluate(twin, checks._loader(), num_classes=checks.K, loss_fn=checks._loss_fn)
-    assert abs(package["loss"] - mean_loss) < 1e-6 and abs(package["miou"] - miou) < 1e-9
+    assert abs(package.loss - mean_loss) < 1e-6 and abs(package.miou - miou) < 1e-9

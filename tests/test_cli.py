@@ -3,7 +3,6 @@ import json
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,9 @@ import torch
 from PIL import Image
 
 from unet_helpers.checkpoint import load_checkpoint
-from unet_helpers.cli import PROGRESS_MODULE, main, parse_mask_values
+from unet_helpers.course import progress as course_progress
+from unet_helpers.cli import main
+from unet_helpers.cli.common import parse_mask_values
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--base", "4", "--depth", "2", "--quiet"]
@@ -58,7 +59,8 @@ def test_help_for_every_command(capsys):
 def test_train_synthetic_writes_run_files(synthetic_run):
     assert sorted(p.name for p in synthetic_run.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
     (line,) = [json.loads(x) for x in (synthetic_run / "metrics.jsonl").read_text().splitlines()]
-    assert line["epoch"] == 1 and len(line["val_iou"]) == 3 and line["class_names"] == ["background", "circle", "square"]
+    assert line["epoch"] == 1 and len(line["val"]["iou"]) == 3 and line["class_names"] == ["background", "circle", "square"]
+    assert set(line) == {"epoch", "train", "val", "lr", "seconds", "class_names"}  # EpochRecord.to_json + names
     saved = load_checkpoint(synthetic_run / "last.pt")
     assert saved["epoch"] == 1 and saved["extra"]["class_names"] == ["background", "circle", "square"]
     assert saved["model"].config.base == 4 and saved["extra"]["total_steps"] == 2
@@ -76,7 +78,7 @@ def test_train_refuses_an_existing_run_unless_overwrite(tmp_path, capsys):
 
 
 def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch, capsys):
-    import unet_helpers.cli_train as cli_train
+    import unet_helpers.cli.train as cli_train
 
     plan = ["train", "--epochs", "2", *SYNTHETIC]
     assert main([*plan, "--out", str(tmp_path / "straight")]) == 0
@@ -90,7 +92,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch, capsys):
     straight = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     resumed = [json.loads(x) for x in (split / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in resumed] == [1, 2] and load_checkpoint(split / "last.pt")["epoch"] == 2
-    assert resumed[0]["train_loss"] == straight[0]["train_loss"]  # same seed, same first epoch
+    assert resumed[0]["train"]["loss"] == straight[0]["train"]["loss"]  # same seed, same first epoch
     assert resumed[1]["lr"] == pytest.approx(straight[1]["lr"], rel=1e-12)  # the one-cycle schedule went on
     capsys.readouterr()
     assert main([*plan, "--out", str(split), "--resume", str(split / "last.pt")]) == 0
@@ -194,14 +196,10 @@ def test_inspect_errors(tmp_path, capsys):
     assert "values [255] that mask_values does not map" in err
 
 
-def test_progress_is_delegated(monkeypatch, capsys):
+def test_progress_is_delegated(monkeypatch):
     seen = []
-    fake = types.ModuleType(PROGRESS_MODULE)
-    fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, PROGRESS_MODULE, fake)
+    monkeypatch.setattr(course_progress, "main", lambda argv: seen.append(argv) or 3)
     assert main(["progress", "--help", "--all"]) == 3 and seen == [["--help", "--all"]]
-    monkeypatch.setitem(sys.modules, PROGRESS_MODULE, None)  # as if the module did not exist
-    assert f"the progress command needs {PROGRESS_MODULE}" in run_error(capsys, ["progress"])
 
 
 # -- the real datasets ---------------------------------------------------------------------------
@@ -265,16 +263,6 @@ def test_sstem_crops_five_classes(data_dir, tmp_path, capsys):
     err = run_error(capsys, ["train", "--data", str(tmp_path / "data"), "--classes", "2", "--out", str(tmp_path / "r2"),
                              "--resume", str(run / "last.pt"), "--crop", "64", "--val-names", "16", *TINY])
     assert "was trained for 5 classes but the data has 2" in err
-
-
-def test_centre_crop():
-    from unet_helpers.cli_train import CentreCrop
-
-    image, mask = torch.arange(2 * 5 * 6.0).reshape(2, 5, 6), torch.arange(30).reshape(5, 6)
-    cropped_image, cropped_mask = CentreCrop(3)(image, mask)
-    assert torch.equal(cropped_image, image[:, 1:4, 1:4]) and torch.equal(cropped_mask, mask[1:4, 1:4])
-    with pytest.raises(ValueError, match="--val-crop 6 is larger than a 5x6 validation image"):
-        CentreCrop(6)(image, mask)
 
 
 def test_train_in_channels_last_layout(tmp_path, capsys):

@@ -4,8 +4,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from unet_helpers.data import ArrayDataset, split_indices, stack_dataset, synthetic_segmentation
-from unet_helpers.transforms import Compose, RandomCrop, RandomFlipRotate
-from unet_helpers.utils import get_device, seed_everything
+from unet_helpers.transforms import CentreCrop, Compose, RandomCrop, RandomFlipRotate
+from unet_helpers.runtime import get_device, seed_everything
 
 
 def test_synthetic_shapes_dtypes_and_classes():
@@ -105,3 +105,11 @@ def test_split_indices_and_seed_everything():
     g = seed_everything(5)
     assert torch.equal(a, torch.rand(3)) and isinstance(g, torch.Generator)
     assert get_device().type in ("cpu", "cuda", "mps") and get_device("cpu").type == "cpu"
+
+
+def test_centre_crop():
+    image, mask = torch.arange(2 * 5 * 6.0).reshape(2, 5, 6), torch.arange(30).reshape(5, 6)
+    cropped_image, cropped_mask = CentreCrop(3)(image, mask)
+    assert torch.equal(cropped_image, image[:, 1:4, 1:4]) and torch.equal(cropped_mask, mask[1:4, 1:4])
+    with pytest.raises(ValueError, match=r"CentreCrop\(6\) is larger than the 5x6 image"):
+        CentreCrop(6)(image, mask)

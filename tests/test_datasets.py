@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from unet_helpers.datasets import (
+from unet_helpers.realdata.datasets import (
     NUCLEI_CLASSES,
     SSTEM_CLASSES,
     SSTEM_LABEL_TO_CLASS,
@@ -18,11 +18,11 @@ from unet_helpers.datasets import (
     training_transform,
 )
 from unet_helpers import UNet, combined_loss
-from unet_helpers.data import SegmentationFolder
-from unet_helpers.download import DatasetUnavailableError
+from unet_helpers.folder import SegmentationFolder
+from unet_helpers.realdata.download import DatasetUnavailableError
 from unet_helpers.folder import read_mask
 from unet_helpers.transforms import Compose, RandomCrop, RandomFlipRotate
-from unet_helpers.weightmap import WeightMapDataset, border_weight_map, class_balance_weights
+from unet_helpers.realdata.weightmap import WeightMapDataset, border_weight_map, class_balance_weights
 
 NUCLEI, SSTEM = "dsb2018_nuclei_256", "drosophila_vnc_sstem"
 

@@ -14,7 +14,7 @@ from torch.utils.data import DistributedSampler
 from unet_helpers.checkpoint import load_checkpoint
 from unet_helpers.losses import CombinedLoss
 from unet_helpers.data import ArrayDataset, synthetic_segmentation
-from unet_helpers.distributed import (
+from unet_helpers.cli.distributed import (
     DistributedContext,
     EpochLoader,
     ShardSampler,
@@ -23,7 +23,8 @@ from unet_helpers.distributed import (
     sync_buffers,
     wrap_model,
 )
-from unet_helpers.train import evaluate, make_loader
+from unet_helpers.loaders import make_loader
+from unet_helpers.train import evaluate
 from unet_helpers.unet import UNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def _worker(rank, world, init_file, results):
         drifted = replicas_identical(model)
         sync_buffers(model)
         synced = replicas_identical(model)
-        results[rank] = (shard["confusion"].matrix.tolist(), padded["confusion"].matrix.tolist(), drifted, synced)
+        results[rank] = (shard.confusion.matrix.tolist(), padded.confusion.matrix.tolist(), drifted, synced)
     finally:
         dist.destroy_process_group()
 
@@ -100,7 +101,7 @@ def test_two_processes_evaluate_each_image_once_and_sync_buffers(tmp_path):
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.1, 0.1)
     images, masks = synthetic_segmentation(5, 32, seed=3)
-    single = evaluate(model, make_loader(ArrayDataset(images, masks), 5, shuffle=False), 3)["confusion"].matrix
+    single = evaluate(model, make_loader(ArrayDataset(images, masks), 5, shuffle=False), 3).confusion.matrix
     for rank in (0, 1):
         shard, padded, drifted, synced = results[rank]
         assert torch.equal(torch.tensor(shard), single)  # ShardSampler: exactly the single-process counts
@@ -116,7 +117,7 @@ def _uneven_worker(rank, init_file, results):
         batch = (torch.rand(2, 3, 16, 16), torch.randint(0, 3, (2, 16, 16)))
         loader = [batch] if rank == 0 else []  # e.g. one validation image for two processes
         result = evaluate(model, loader, 3, loss_fn=CombinedLoss())
-        results[rank] = (result["loss"], result["parts"], result["confusion"].matrix.tolist())
+        results[rank] = (result.loss, result.parts, result.confusion.matrix.tolist())
     finally:
         dist.destroy_process_group()
 
@@ -134,8 +135,8 @@ def test_a_process_without_batches_still_reduces_the_same_keys(tmp_path):
     single = evaluate(model, [batch], 3, loss_fn=CombinedLoss())
     for rank in (0, 1):
         loss, parts, matrix = results[rank]
-        assert loss == pytest.approx(single["loss"]) and parts == pytest.approx(single["parts"])
-        assert torch.equal(torch.tensor(matrix), single["confusion"].matrix)
+        assert loss == pytest.approx(single.loss) and parts == pytest.approx(single.parts)
+        assert torch.equal(torch.tensor(matrix), single.confusion.matrix)
 
 
 @pytest.mark.slow
@@ -158,6 +159,6 @@ def test_torchrun_two_processes_train(tmp_path):
     assert saved["epoch"] == 2 and saved["extra"]["class_names"] == ["background", "circle", "square"]
     images, masks = synthetic_segmentation(5, 32, seed=1)  # the validation set train builds with --seed 0
     single = evaluate(saved["model"], make_loader(ArrayDataset(images, masks), 5, shuffle=False), 3)
-    assert single["confusion"].matrix.sum() == 5 * 32 * 32
-    assert single["iou"] == pytest.approx(lines[-1]["val_iou"], abs=1e-9)
-    assert single["miou"] == pytest.approx(lines[-1]["miou"], abs=1e-9)
+    assert single.confusion.matrix.sum() == 5 * 32 * 32
+    assert single.iou == pytest.approx(tuple(lines[-1]["val"]["iou"]), abs=1e-9)
+    assert single.miou == pytest.approx(lines[-1]["val"]["miou"], abs=1e-9)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unet_helpers import download
-from unet_helpers.download import (
+from unet_helpers.realdata import download
+from unet_helpers.realdata.download import (
     DatasetUnavailableError,
     dataset_dir,
     download_dataset,
@@ -25,7 +25,7 @@ from unet_helpers.download import (
     sample_digest,
     verify_dataset,
 )
-from unet_helpers.prepare import merge_instance_masks
+from unet_helpers.realdata.prepare import merge_instance_masks
 
 NUCLEI, SSTEM = "dsb2018_nuclei_256", "drosophila_vnc_sstem"
 SLICES = ("03", "17")

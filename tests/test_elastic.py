@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from unet_helpers.elastic import ElasticDeform, elastic_warp
+from unet_helpers.transforms import ElasticDeform, elastic_warp
 
 
 def blocks_mask(height=33, width=47, values=(0, 3, 7)):

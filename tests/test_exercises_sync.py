@@ -1,4 +1,4 @@
-"""exercises/ is generated from solutions/ by `python -m unet_helpers.checks.build`: it must be up to
+"""exercises/ is generated from solutions/ by `python -m unet_helpers.course.build`: it must be up to
 date, and the generator itself is tested here on a small synthetic notebook."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import nbformat
 import pytest
 
-from unet_helpers.checks.build import BuildError, build, main, make_exercise, solution_sources, stub_source
+from unet_helpers.checks.solutions import BuildError, solution_sources, stub_source
+from unet_helpers.course.build import build, main, make_exercise
 from wrong_answers import REPO
 
 SOLVED = '''def area(width, height):
@@ -89,7 +90,7 @@ def test_check_mode_names_stale_missing_and_orphan_notebooks(tmp_path, capsys):
     _synthetic(solutions / "ex00_toy.ipynb", SOLVED.replace("width * height", "height * width"))
     assert main(args + ["--check"]) == 1
     err = capsys.readouterr().err
-    assert "exercises/ex00_toy.ipynb is out of date" in err and "python -m unet_helpers.checks.build" in err
+    assert "exercises/ex00_toy.ipynb is out of date" in err and "python -m unet_helpers.course.build" in err
     main(args)
     (exercises / "ex99_handmade.ipynb").write_text("{}")
     assert main(args + ["--check"]) == 1

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unet_helpers.data import SegmentationFolder
+from unet_helpers.folder import SegmentationFolder
 
 
 def write_pair(root, name, size=(12, 10), mask_ext=".png", image_ext=".png", mask_fill=255, mode="L"):

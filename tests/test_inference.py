@@ -16,7 +16,8 @@ from unet_helpers import (
     synthetic_segmentation,
 )
 from unet_helpers.inference import blend_window, fuse_batchnorm, in_layout, predict, predict_tiled, scores_to_probs, tile_starts
-from unet_helpers.train import fit, make_loader
+from unet_helpers.loaders import make_loader
+from unet_helpers.train import fit
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The mask inspector: each cause constructed on purpose must be named; numbers against brute force."""
 import json
+import math
 from collections import Counter, deque
 
 import numpy as np
@@ -173,7 +174,7 @@ def test_distribution_and_size_bucket_recall_match_brute_force(connectivity):
                 buckets[b] += (1, hit >= 0.6 * len(pixels))
         assert [(o["objects"], o["found"]) for o in c.objects] == [tuple(b) for b in buckets.tolist()]
         for o, (n, f) in zip(c.objects, buckets.tolist()):
-            assert o["recall"] == (f / n if n else None)
+            assert o["recall"] == f / n if n else math.isnan(o["recall"])
         assert c.small_objects["objects"] == buckets[:2, 0].sum() and c.small_objects["found"] == buckets[:2, 1].sum()
         inter = sum(((t == k) & (p == k)).sum() for t, p in zip(trues, preds))
         union = sum(((t == k) | (p == k)).sum() for t, p in zip(trues, preds))
@@ -216,10 +217,11 @@ def test_inputs_torch_lists_and_ignore_index():
 
 def test_report_is_json_and_markdown():
     targets = [scene(s, large=(1, 2), small=(1, 3)) for s in range(2)]
-    preds = [np.zeros_like(t) for t in targets]  # predicts nothing: NaN precision, None ratios
+    preds = [np.zeros_like(t) for t in targets]  # predicts nothing: NaN precision and ratios, null in JSON
     report = inspect_masks(preds, targets, num_classes=4, class_names=["bg", "a", "b", "never"])
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["classes"][3]["iou"] is None and data["classes"][3]["share_ratio"] is None
+    assert math.isnan(report.classes[3].iou) and math.isnan(report.classes[3].share_ratio)
     assert data["under_predicted"] == ["a", "b"] and data["settings"]["band_width"] == 2
     text = report.to_markdown()
     for heading in ("## Diagnosis", "## Class distribution", "## Scores per class", "## Boundary band", "## Object recall by size"):

@@ -147,11 +147,11 @@ def test_binary_logits_and_class_ids_inputs():
     assert m.tolist() == [[1, 1], [1, 1]]
 
 
-def test_compute_reports_none_for_nan_and_reset():
+def test_compute_reports_nan_for_undefined_and_reset():
     cm = ConfusionMatrix(3)
     cm.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long))
     out = cm.compute()
-    assert out["iou"] == [1.0, None, None] and out["miou"] == 1.0
+    assert out["iou"][0] == 1.0 and all(math.isnan(v) for v in out["iou"][1:]) and out["miou"] == 1.0
     cm.reset()
     assert cm.matrix.sum() == 0 and math.isnan(cm.pixel_accuracy()) and math.isnan(cm.miou())
 

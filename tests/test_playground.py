@@ -9,8 +9,8 @@ import torch.nn as nn
 
 from unet_helpers import UNet, seed_everything
 from unet_helpers.inference import predict, predict_tiled
-from unet_helpers import demos
-from unet_helpers import playground as pg
+from unet_helpers.views import demos
+from unet_helpers.views import playground as pg
 from unet_helpers.inference import tile_boxes
 
 
@@ -185,9 +185,11 @@ def test_perturb_mask_applies_the_steps_in_order_and_is_identity_by_default():
     assert np.array_equal(pg.perturb_mask(mask, (1, -2), dilate=2, erode=1, min_size=5), expected)
 
 
-def test_perturb_mask_rejects_a_batch():
-    with pytest.raises(ValueError, match=r"mask must be one 2-D mask of integer class ids \(H, W\); got int64 \(2, 4, 4\)"):
+def test_perturb_mask_rejects_a_batch_and_float_masks():
+    with pytest.raises(ValueError, match=r"mask must be a mask of class ids \(H, W\); got shape \(2, 4, 4\)"):
         pg.perturb_mask(np.zeros((2, 4, 4), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"mask must hold integer class ids; got dtype float32"):
+        pg.perturb_mask(np.zeros((4, 4), dtype=np.float32))
 
 
 def brute_iou_dice(pred, target, k):
@@ -202,7 +204,7 @@ def test_mask_metrics_match_brute_force_definitions(seed):
     metrics = pg.mask_metrics(pred, target, num_classes=5)
     for k in range(5):
         iou, dice = brute_iou_dice(pred, target, k)
-        assert (metrics["iou"][k] is None) == (iou is None)
+        assert math.isnan(metrics["iou"][k]) == (iou is None)
         if iou is not None:
             assert metrics["iou"][k] == pytest.approx(iou) and metrics["dice"][k] == pytest.approx(dice)
     assert metrics["pixel_accuracy"] == pytest.approx((pred == target).mean())
@@ -346,5 +348,5 @@ def test_mask_metrics_leaves_classes_in_neither_mask_undefined():
     target = np.zeros((12, 12), dtype=np.int64)
     target[3:8, 3:8] = 1  # class 2 appears nowhere
     metrics = pg.mask_metrics(target, target, num_classes=3)
-    assert metrics["iou"][2] is None and metrics["boundary_f1"][2] is None
+    assert math.isnan(metrics["iou"][2]) and math.isnan(metrics["boundary_f1"][2])
     assert metrics["boundary_f1"][:2] == [1.0, 1.0]

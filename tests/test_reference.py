@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from unet_helpers import ArrayDataset, UNet, count_parameters, synthetic_segmentation
-from unet_helpers.reference import compare_on_budget, monai_basic_unet, monai_unet, smp_available, smp_unet, train_on_budget
+from unet_helpers.realdata.references import compare_on_budget, monai_basic_unet, monai_unet, smp_available, smp_unet, train_on_budget
 
 
 def test_monai_basic_unet_matches_our_layout():

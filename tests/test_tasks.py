@@ -1,6 +1,6 @@
 import pytest
 
-from unet_helpers.tasks import DOMAINS, pick_task
+from unet_helpers.views.tasks import DOMAINS, pick_task
 
 
 def test_the_two_questions_decide_the_task():
@@ -38,7 +38,7 @@ def test_markdown_and_bad_domain():
 
 
 def test_task_picker_widget_follows_its_controls():
-    from unet_helpers.widgets import TaskPicker
+    from unet_helpers.views.widgets import TaskPicker
 
     picker = TaskPicker()
     assert picker.current_advice.task == "semantic"

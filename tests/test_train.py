@@ -8,7 +8,9 @@ import torch.nn as nn
 from unet_helpers import ArrayDataset, CombinedLoss, ConfusionMatrix, UNet, seed_everything, synthetic_segmentation
 from unet_helpers.checkpoint import load_checkpoint, save_checkpoint
 from unet_helpers.inference import predict
-from unet_helpers.train import evaluate, fit, make_loader, train_one_epoch
+from unet_helpers.loaders import make_loader
+from unet_helpers.records import EpochRecord, Evaluation, TrainSummary
+from unet_helpers.train import evaluate, fit, train_one_epoch
 
 
 def small_data(n=24, size=32, seed=0):
@@ -28,13 +30,34 @@ def small_setup(seed=0, shuffle=True):
 def test_fit_history_records_and_learning():
     model, train, val, optimizer = small_setup()
     history = fit(model, train, val, CombinedLoss(), optimizer, epochs=4, progress=False)
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
-    keys = {"epoch", "train_loss", "train_parts", "val_loss", "val_parts", "val_iou", "val_dice",
-            "miou", "mean_dice", "pixel_accuracy", "lr", "seconds"}
-    assert all(set(r) == keys for r in history)
-    assert set(history[0]["train_parts"]) == {"ce", "dice"} and len(history[0]["val_iou"]) == 3
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert [r.epoch for r in history] == [1, 2, 3, 4]
+    assert all(isinstance(r, EpochRecord) and isinstance(r.train, TrainSummary) and isinstance(r.val, Evaluation)
+               for r in history)
+    assert set(history[0].train.parts) == {"ce", "dice"} and len(history[0].val.iou) == 3
+    assert set(history[0].val.parts) == {"ce", "dice"} and math.isfinite(history[0].val.loss)
+    assert history[-1].train.loss < history[0].train.loss
+    assert history[-1].miou == history[-1].val.miou
     assert model.training  # fit leaves the model in training mode, as it found it
+
+
+def test_epoch_record_json_round_trip_has_one_encoding_of_undefined():
+    model, train, val, optimizer = small_setup()
+    history = fit(model, train, val, CombinedLoss(), optimizer, epochs=1, progress=False)
+    record = history[0]
+    assert isinstance(record.val.iou, tuple)
+    assert record.val.preview is None  # nobody asked for one
+    data = record.to_json()
+    assert set(data) == {"epoch", "train", "val", "lr", "seconds"}
+    back = EpochRecord.from_json(data)
+    assert back.epoch == record.epoch and back.val.iou == pytest.approx(record.val.iou, nan_ok=True)
+    assert torch.equal(back.val.confusion.matrix, record.val.confusion.matrix)
+    # An absent class: NaN in memory, null in JSON, NaN again after reading back.
+    absent = Evaluation.from_counts(ConfusionMatrix(3))
+    assert math.isnan(absent.iou[2]) and math.isnan(absent.loss)
+    assert absent.to_json()["iou"] == [None, None, None] and absent.to_json()["loss"] is None
+    assert math.isnan(Evaluation.from_json(absent.to_json()).miou)
+    without_val = EpochRecord(1, TrainSummary(0.5), None, 1e-3, 2.0)
+    assert math.isnan(without_val.miou) and without_val.to_json()["val"] is None
 
 
 def test_evaluate_metrics_come_from_accumulated_counts():
@@ -46,8 +69,9 @@ def test_evaluate_metrics_come_from_accumulated_counts():
     reference.update(predict(model, images), targets)  # whole set at once, independent path
     for batch_size in (1, 3, 10):
         result = evaluate(model, make_loader(val.dataset, batch_size, shuffle=False), 3)
-        assert torch.equal(result["confusion"].matrix, reference.matrix)
-        assert result["miou"] == pytest.approx(reference.miou())
+        assert torch.equal(result.confusion.matrix, reference.matrix)
+        assert result.miou == pytest.approx(reference.miou())
+        assert math.isnan(result.loss) and result.parts == {}  # no loss function given
 
 
 def test_evaluate_uses_eval_mode_and_changes_nothing():
@@ -72,26 +96,52 @@ def test_train_one_epoch_switches_to_train_mode():
     assert model.training and not torch.equal(bn.running_mean, running)
 
 
-def test_callbacks_get_history_model_and_fixed_preview():
+def test_callbacks_get_history_and_model():
     model, train, val, optimizer = small_setup()
     calls = []
     fit(model, train, val, CombinedLoss(), optimizer, epochs=3, progress=False,
-        callbacks=[lambda h, m, b: calls.append((len(h), m, b))])
+        callbacks=[lambda h, m: calls.append((len(h), m, h[-1].val.preview))])
     assert [c[0] for c in calls] == [1, 2, 3] and all(c[1] is model for c in calls)
-    images, targets = calls[0][2]
-    assert images.shape == (4, 3, 32, 32) and targets.shape == (4, 32, 32)
-    assert all(torch.equal(c[2][0], images) for c in calls)
+    assert all(c[2] is None for c in calls)  # no callback asked for a preview: none is kept
+
+
+class PreviewWanted:
+    preview_images = 6  # more than one validation batch (4): taken from the first two batches
+
+    def __init__(self):
+        self.previews = []
+
+    def __call__(self, history, model):
+        self.previews.append(history[-1].val.preview)
+
+
+def test_a_callback_asking_for_a_preview_gets_the_predictions_evaluate_made():
+    model, train, val, optimizer = small_setup()
+    wanted = PreviewWanted()
+    forwards = []
+    hook = model.register_forward_hook(lambda m, i, o: forwards.append(m.training))
+    history = fit(model, train, val, CombinedLoss(), optimizer, epochs=2, progress=False, callbacks=[wanted])
+    hook.remove()
+    images = torch.stack([val.dataset[i][0] for i in range(6)])
+    targets = torch.stack([val.dataset[i][1] for i in range(6)])
+    for preview in wanted.previews:
+        assert preview.images.shape == (6, 3, 32, 32) and preview.preds.shape == (6, 32, 32)
+        assert torch.equal(preview.images, images) and torch.equal(preview.targets, targets)
+    assert torch.equal(wanted.previews[-1].preds, predict(model, images))  # the final model's predictions
+    evals_per_epoch = len(val)  # 3 validation batches: no extra forward pass for the preview
+    assert forwards.count(False) == 2 * evals_per_epoch
+    assert history[-1].val.preview is wanted.previews[-1]
 
 
 def test_scheduler_per_epoch_and_plateau():
     model, train, val, optimizer = small_setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=scheduler, progress=False)
-    assert [r["lr"] for r in history] == pytest.approx([1e-2, 5e-3])  # the rate each epoch trained with
+    assert [r.lr for r in history] == pytest.approx([1e-2, 5e-3])  # the rate each epoch trained with
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.1, threshold=10.0)
     history = fit(model, train, val, CombinedLoss(), optimizer, 2, scheduler=plateau, progress=False, history=history)
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
-    assert history[-1]["lr"] < history[1]["lr"]
+    assert [r.epoch for r in history] == [1, 2, 3, 4]
+    assert history[-1].lr < history[1].lr
 
 
 def test_seeded_training_is_reproducible_on_cpu():
@@ -99,7 +149,7 @@ def test_seeded_training_is_reproducible_on_cpu():
     for _ in range(2):
         model, train, val, optimizer = small_setup(seed=3)
         history = fit(model, train, val, CombinedLoss(), optimizer, 2, progress=False)
-        runs.append((model.state_dict(), [{k: v for k, v in r.items() if k != "seconds"} for r in history]))
+        runs.append((model.state_dict(), [{**r.to_json(), "seconds": None} for r in history]))
     (w1, h1), (w2, h2) = runs
     assert h1 == h2
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
@@ -118,8 +168,9 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-2)
     state = load_checkpoint(tmp_path / "ckpt.pt", fresh, fresh_optimizer)
     resumed = fit(fresh, train, val, CombinedLoss(), fresh_optimizer, 1, progress=False, history=state["history"])
-    assert [r["epoch"] for r in resumed] == [1, 2, 3]
-    assert resumed[-1]["train_loss"] == pytest.approx(straight[-1]["train_loss"], rel=1e-5)
+    assert [r.epoch for r in resumed] == [1, 2, 3]
+    assert resumed[-1].train.loss == pytest.approx(straight[-1].train.loss, rel=1e-5)
+    assert resumed[0].to_json() == history[0].to_json()  # the saved records come back unchanged
     assert all(torch.allclose(straight_weights[k].float(), fresh.state_dict()[k].float(), atol=1e-5) for k in straight_weights)
 
 
@@ -146,7 +197,7 @@ def test_border_weight_triples_work_with_the_package_losses():
         model = UNet(3, 3, base=4, depth=3)
         history = fit(model, make_loader(triples, 4), None, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1),
                       1, progress=False)
-        assert math.isfinite(history[0]["train_loss"])
+        assert math.isfinite(history[0].train.loss)
 
 
 def test_nan_loss_and_bad_arguments_are_clear():
@@ -201,8 +252,8 @@ def test_fit_in_channels_last_layout_matches_the_default_layout():
     assert not next(m for m in plain.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(memory_format=torch.channels_last)
     for name, value in plain.state_dict().items():
         assert torch.allclose(value.float(), fast.state_dict()[name].float(), atol=1e-5), name
-    assert math.isclose(h_plain["train_loss"], h_fast["train_loss"], rel_tol=1e-5)
-    assert math.isclose(h_plain["val_loss"], h_fast["val_loss"], rel_tol=1e-4)
+    assert math.isclose(h_plain.train.loss, h_fast.train.loss, rel_tol=1e-5)
+    assert math.isclose(h_plain.val.loss, h_fast.val.loss, rel_tol=1e-4)
     x = torch.randn(2, 3, 32, 32)
     reloaded = UNet(3, 3, base=4, depth=3).eval()
     reloaded.load_state_dict(fast.state_dict())  # into the default layout

@@ -56,18 +56,23 @@ def test_gradients_reach_every_parameter():
         assert missing == []
 
 
-def test_depth_and_skip_ablation():
-    net = UNet(1, 2, base=4, depth=2, skip_connections=False)
+def test_the_skip_ablation_decodes_from_the_bottleneck_alone():
+    from unet_helpers.views.ablation import UNetWithoutSkips
+
+    net = UNetWithoutSkips(1, 2, base=4, depth=2)
     assert net(torch.randn(2, 1, 9, 10)).shape == (2, 2, 9, 10)
-    assert net.config.skip_connections is False
-    assert count_parameters(net) < count_parameters(UNet(1, 2, base=4, depth=2))
+    # each decoder stage convolves only the up-sampled deeper map: 16 -> 8 and 8 -> 4 channels
+    assert [up.conv.net[0].in_channels for up in net.ups] == [16, 8]
+    # the skip connections are exactly the weights that read the encoder maps
+    with_skips = UNet(1, 2, base=4, depth=2)
+    assert count_parameters(with_skips) - count_parameters(net) == 3 * 3 * (8 * 8 + 4 * 4)
 
 
 def test_config_round_trip():
     net = UNet(1, 5, base=8, depth=3, up_mode="transpose")
     again = unet_from_config(net.config)
     assert again.config == net.config
-    assert unet_from_config({**net.config.__dict__}).config == UNetConfig(1, 5, 8, 3, "transpose", True)
+    assert unet_from_config({**net.config.__dict__}).config == UNetConfig(1, 5, 8, 3, "transpose")
 
 
 def test_3d_input_is_a_clear_error():

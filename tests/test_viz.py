@@ -1,6 +1,8 @@
-"""viz.py and viz_playground.py: colours, overlays and error codes against brute force and
+"""viz/: colours, overlays and error codes against brute force and
 ConfusionMatrix; figures have the promised panels and data and are not kept by pyplot."""
 import matplotlib.pyplot as plt
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,11 +10,13 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from unet_helpers import ConfusionMatrix
-from unet_helpers import demos
-from unet_helpers import playground as pg
+from unet_helpers.records import EpochRecord, Evaluation, Preview, TrainSummary
+from unet_helpers.views import demos
+from unet_helpers.views import playground as pg
 from unet_helpers.inference import tile_boxes
 from unet_helpers import viz
-from unet_helpers import viz_playground as vp
+from unet_helpers.viz import colors
+from unet_helpers.viz import playgrounds as vp
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +34,7 @@ def random_pair(seed=0, k=4, shape=(9, 11)):
 def test_class_colours_are_fixed_distinct_and_shared_by_every_k():
     eight, twenty = viz.class_colors(8), viz.class_colors(20)
     assert eight.shape == (8, 3) and twenty.shape == (20, 3)
-    assert np.allclose(eight, [to_rgb(c) for c in viz.PALETTE])
+    assert np.allclose(eight, [to_rgb(c) for c in colors.PALETTE])
     assert np.allclose(twenty[:8], eight) and np.allclose(viz.class_colors(3), eight[:3])
     assert len({tuple(np.round(c, 4)) for c in twenty}) == 20
     assert np.allclose(viz.class_colormap(5).colors, viz.class_colors(5))
@@ -41,7 +45,7 @@ def test_colorize_mask_matches_a_pixel_loop_and_greys_ignored_pixels():
     rgb = viz.colorize_mask(torch.from_numpy(mask), 3, ignore_index=255)
     colours = viz.class_colors(3)
     for (y, x), value in np.ndenumerate(mask):
-        expected = to_rgb(viz.IGNORE_COLOR) if value == 255 else colours[value]
+        expected = to_rgb(colors.IGNORE_COLOR) if value == 255 else colours[value]
         assert np.allclose(rgb[y, x], expected)
     with pytest.raises(ValueError, match="mask has class id 255 but num_classes=3; pass ignore_index"):
         viz.colorize_mask(mask, 3)
@@ -73,14 +77,14 @@ def test_overlay_mask_blends_only_the_chosen_classes():
 
 def brute_code(p, t, chosen, ignore_index):
     if t == ignore_index:
-        return viz.IGNORED
+        return colors.IGNORED
     if t in chosen and p == t:
-        return viz.TP
+        return colors.TP
     if t in chosen and p in chosen:
-        return viz.CONFUSED
+        return colors.CONFUSED
     if t in chosen:
-        return viz.FN
-    return viz.FP if p in chosen else 0
+        return colors.FN
+    return colors.FP if p in chosen else 0
 
 
 @pytest.mark.parametrize("chosen", [[1], [0, 2], [1, 2, 3]])
@@ -100,14 +104,14 @@ def test_error_counts_are_the_confusion_matrix_entries(seed):
     m = cm.matrix.numpy()
     for k in range(4):
         codes = viz.error_codes(pred, target, [k])
-        assert (codes == viz.TP).sum() == m[k, k]
-        assert (codes == viz.FP).sum() == m[:, k].sum() - m[k, k]
-        assert (codes == viz.FN).sum() == m[k, :].sum() - m[k, k]
+        assert (codes == colors.TP).sum() == m[k, k]
+        assert (codes == colors.FP).sum() == m[:, k].sum() - m[k, k]
+        assert (codes == colors.FN).sum() == m[k, :].sum() - m[k, k]
     chosen = [1, 3]
     codes = viz.error_codes(pred, target, chosen)
-    assert (codes == viz.TP).sum() == sum(m[k, k] for k in chosen)
-    assert ((codes == viz.FP) | (codes == viz.CONFUSED)).sum() == sum(m[:, k].sum() - m[k, k] for k in chosen)
-    assert ((codes == viz.FN) | (codes == viz.CONFUSED)).sum() == sum(m[k, :].sum() - m[k, k] for k in chosen)
+    assert (codes == colors.TP).sum() == sum(m[k, k] for k in chosen)
+    assert ((codes == colors.FP) | (codes == colors.CONFUSED)).sum() == sum(m[:, k].sum() - m[k, k] for k in chosen)
+    assert ((codes == colors.FN) | (codes == colors.CONFUSED)).sum() == sum(m[k, :].sum() - m[k, k] for k in chosen)
 
 
 def test_error_overlay_paints_errors_on_a_dimmed_grey_image():
@@ -116,19 +120,22 @@ def test_error_overlay_paints_errors_on_a_dimmed_grey_image():
     image[:, 1, 1] = 0
     out = viz.error_overlay(image, pred, target, [1], alpha=0.5)
     grey = 0.6 * viz.to_display_image(image).mean(-1)
-    assert np.allclose(out[0, 0], 0.5 * grey[0, 0] + 0.5 * np.array(to_rgb(viz.ERROR_COLORS[viz.TP])))
-    assert np.allclose(out[0, 1], 0.5 * grey[0, 1] + 0.5 * np.array(to_rgb(viz.ERROR_COLORS[viz.FN])))
-    assert np.allclose(out[1, 0], 0.5 * grey[1, 0] + 0.5 * np.array(to_rgb(viz.ERROR_COLORS[viz.FP])))
+    assert np.allclose(out[0, 0], 0.5 * grey[0, 0] + 0.5 * np.array(to_rgb(colors.ERROR_COLORS[colors.TP])))
+    assert np.allclose(out[0, 1], 0.5 * grey[0, 1] + 0.5 * np.array(to_rgb(colors.ERROR_COLORS[colors.FN])))
+    assert np.allclose(out[1, 0], 0.5 * grey[1, 0] + 0.5 * np.array(to_rgb(colors.ERROR_COLORS[colors.FP])))
     assert np.allclose(out[1, 1], grey[1, 1])
     with pytest.raises(ValueError, match=r"pred \(2, 2\) and target \(2, 3\) must have the same shape"):
         viz.error_codes(pred, np.zeros((2, 3), dtype=int), [1])
 
 
-def history(epochs=3):
-    return [{"epoch": e, "train_loss": 1.0 / e, "train_parts": {"ce": 0.6 / e, "dice": 0.4 / e},
-             "val_loss": 1.2 / e, "val_parts": {}, "val_iou": [0.9, 0.2 * e, None], "val_dice": None,
-             "miou": 0.3 + 0.1 * e, "mean_dice": 0.4 + 0.1 * e, "pixel_accuracy": 0.9, "lr": 1e-3, "seconds": 1.0}
-            for e in range(1, epochs + 1)]
+def history(epochs=3, preview=None):
+    records = []
+    for e in range(1, epochs + 1):
+        val = Evaluation(loss=1.2 / e, parts={}, iou=(0.9, 0.2 * e, math.nan), dice=(math.nan,) * 3,
+                         precision=(math.nan,) * 3, recall=(math.nan,) * 3, miou=0.3 + 0.1 * e,
+                         mean_dice=0.4 + 0.1 * e, pixel_accuracy=0.9, confusion=ConfusionMatrix(3), preview=preview)
+        records.append(EpochRecord(e, TrainSummary(1.0 / e, {"ce": 0.6 / e, "dice": 0.4 / e}), val, 1e-3, 1.0))
+    return records
 
 
 def batch(n=2, size=12):
@@ -149,14 +156,14 @@ def test_history_figure_plots_the_recorded_values():
 
 
 def test_iou_bars_use_class_colours_and_mark_undefined_classes():
-    fig = viz.plot_iou_bars([0.9, 0.4, None], ["background", "circle", "square"])
+    fig = viz.plot_iou_bars([0.9, 0.4, math.nan], ["background", "circle", "square"])
     ax = fig.axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([0.9, 0.4, 0.0])
     assert np.allclose([p.get_facecolor()[:3] for p in ax.patches], viz.class_colors(3))
     assert [t.get_text() for t in ax.texts] == ["0.90", "0.40", "n/a"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["background", "circle", "square"]
     with pytest.raises(ValueError, match="class_names has 2 names but num_classes=3"):
-        viz.plot_iou_bars([0.9, 0.4, None], ["a", "b"])
+        viz.plot_iou_bars([0.9, 0.4, math.nan], ["a", "b"])
 
 
 def test_prediction_rows_and_dashboard_layout():
@@ -165,10 +172,10 @@ def test_prediction_rows_and_dashboard_layout():
     assert len(fig.axes) == 8 and [a.get_title() for a in fig.axes[:4]] == ["image", "true mask", "predicted mask", "errors"]
     assert np.allclose(fig.axes[2].get_images()[0].get_array(), viz.colorize_mask(preds[0], 3))
     assert len(viz.plot_predictions(images, targets, None, 3).axes) == 6
-    dash = viz.plot_dashboard(history(), images, targets, preds, 3, ["bg", "circle", "square"])
+    dash = viz.plot_dashboard(history(preview=Preview(images, targets, preds)), 3, ["bg", "circle", "square"])
     assert len(dash.axes) == 3 + 4 * 3 and dash._suptitle.get_text() == "epoch 3"
     assert tuple(dash.get_size_inches()) == pytest.approx((11, 3.0 + 2.3 * 3))
-    curves_only = viz.plot_dashboard(history(1), None, None, None, 3)
+    curves_only = viz.plot_dashboard(history(1), 3)
     assert len(curves_only.axes) == 3
     row = viz.plot_mask_row(images[0], targets[0], preds[0], 3, error_classes=[2], title="image 0")
     errors = viz.error_overlay(images[0], preds[0], targets[0], [2])

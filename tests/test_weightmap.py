@@ -8,13 +8,13 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from unet_helpers.data import SegmentationFolder
+from unet_helpers.folder import SegmentationFolder
 from unet_helpers.losses import pixel_cross_entropy
-from unet_helpers.weightmap import (
+from unet_helpers.viz import plot_weight_map
+from unet_helpers.realdata.weightmap import (
     WeightMapDataset,
     border_weight_map,
     class_balance_weights,
-    plot_weight_map,
     reach,
     weight_map_parts,
 )
@@ -132,7 +132,7 @@ def test_plot_returns_a_figure_without_showing():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r"instances must be an \(H, W\) instance map; got shape \(1, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"instances must be a mask of object ids \(0 = background, k = object k\) \(H, W\); got shape \(1, 4, 4\)"):
         border_weight_map(np.zeros((1, 4, 4), dtype=np.int64))
     with pytest.raises(TypeError, match=r"instances must hold integer object ids"):
         border_weight_map(np.zeros((4, 4)))

@@ -13,13 +13,15 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from unet_helpers import ArrayDataset, CombinedLoss, UNet, seed_everything, synthetic_segmentation
-from unet_helpers import demos
-from unet_helpers import playground as pg
+from unet_helpers import ArrayDataset, CombinedLoss, ConfusionMatrix, UNet, seed_everything, synthetic_segmentation
+from unet_helpers.views import demos
+from unet_helpers.views import playground as pg
 from unet_helpers.inference import tile_boxes
-from unet_helpers import widgets
+from unet_helpers.views import widgets
 from unet_helpers.inference import predict
-from unet_helpers.train import fit, make_loader
+from unet_helpers.loaders import make_loader
+from unet_helpers.records import EpochRecord, Evaluation, Preview, TrainSummary
+from unet_helpers.train import fit
 
 NAMES = ["background", "circle", "square"]
 
@@ -45,6 +47,14 @@ def tiny_training():
     history = fit(model, make_loader(train, 8), make_loader(val, 4, shuffle=False), CombinedLoss(),
                   torch.optim.Adam(model.parameters(), lr=1e-2), epochs=2, callbacks=[dashboard], progress=False)
     return model, val, dashboard, history, first_png
+
+
+def record_with_preview(images, targets, preds, ignore_index=None):
+    """One EpochRecord whose validation kept ``images`` with ``targets`` and ``preds`` as its preview."""
+    counts = ConfusionMatrix(3, ignore_index)
+    counts.update(preds, targets)
+    val = Evaluation.from_counts(counts, preview=Preview(images, targets, preds))
+    return EpochRecord(1, TrainSummary(1.0), val, 1e-3, 0.1)
 
 
 def test_no_kernel_here_so_show_prints_values_and_returns_the_figure(capsys):
@@ -107,10 +117,11 @@ def test_training_dashboard_updates_every_epoch(tiny_training):
     model, val, dashboard, history, first_png = tiny_training
     assert dashboard.history == history and len(dashboard.history) == 2
     images = torch.stack([val[i][0] for i in range(2)])
-    assert torch.equal(dashboard.predictions, predict(model, images))
+    preview = history[-1].val.preview  # what evaluate kept: the dashboard ran no model of its own
+    assert torch.equal(preview.images, images) and torch.equal(preview.preds, predict(model, images))
     assert dashboard._image.value != first_png
     assert png_size(dashboard._image.value) == (11 * 72, int((3.0 + 2.3 * 2) * 72))
-    assert "epoch 2" in dashboard._readout.value and f"{history[-1]['miou']:.3f}" in dashboard.summary()
+    assert "epoch 2" in dashboard._readout.value and f"{history[-1].miou:.3f}" in dashboard.summary()
 
 
 def test_dashboard_replaces_the_stored_png_of_each_display(monkeypatch):
@@ -127,8 +138,7 @@ def test_dashboard_replaces_the_stored_png_of_each_display(monkeypatch):
     dashboard._ipython_display_()
     model = UNet(3, 3, base=4, depth=1)
     images, masks = torch.rand(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
-    record = {"epoch": 1, "train_loss": 1.0, "train_parts": {}, "val_loss": None, "val_iou": None, "miou": None}
-    dashboard([record], model, (images, masks))
+    dashboard([record_with_preview(images, masks, masks)], model)
     assert len(handle.updates) == 1
     assert base64.b64decode(handle.updates[0]["image/png"]) == dashboard._image.value
     assert handle.updates[0]["text/plain"].startswith("epoch 1")
@@ -170,8 +180,8 @@ def test_tiling_explorer_recomputes_tiles_and_seams(tiny_training):
 KERNEL_CELLS = [
     "import torch\n"
     "from unet_helpers import ArrayDataset, CombinedLoss, UNet, seed_everything, synthetic_segmentation\n"
-    "from unet_helpers.train import fit, make_loader\n"
-    "from unet_helpers.widgets import MetricPlayground, TrainingDashboard\n"
+    "from unet_helpers import fit, make_loader\n"
+    "from unet_helpers.views.widgets import MetricPlayground, TrainingDashboard\n"
     "seed_everything(0)\n"
     "images, masks = synthetic_segmentation(12, size=16, seed=0)",
     "MetricPlayground(masks[0])",
@@ -208,8 +218,8 @@ def test_views_handle_ignore_index_labels():
     images, masks = torch.rand(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
     masks[:, 0] = 255  # an unlabelled row
     dashboard = widgets.TrainingDashboard(class_names=NAMES, ignore_index=255)
-    record = {"epoch": 1, "train_loss": 1.0, "train_parts": {}, "val_loss": None, "val_iou": [0.5, 0.5, 0.5], "miou": 0.5}
-    dashboard([record], model, (images, masks))  # used to stop fit with "mask has class id 255"
+    preds = torch.randint(0, 3, (2, 8, 8))
+    dashboard([record_with_preview(images, masks, preds, ignore_index=255)], model)  # used to stop fit with "mask has class id 255"
     assert dashboard.error is None and "epoch 1" in dashboard.summary()
     explorer = widgets.MaskExplorer(images, masks, preds=torch.randint(0, 3, (2, 8, 8)), ignore_index=255)
     assert explorer.num_classes == 3 and explorer.scores.shape == (2, 3)
@@ -218,6 +228,6 @@ def test_views_handle_ignore_index_labels():
 def test_a_drawing_error_is_reported_not_raised():
     dashboard = widgets.TrainingDashboard(num_classes=3)  # no ignore_index: 255 cannot be drawn
     images, masks = torch.rand(1, 3, 8, 8), torch.full((1, 8, 8), 255)
-    record = {"epoch": 1, "train_loss": 1.0, "train_parts": {}, "val_loss": None, "val_iou": None, "miou": None}
-    dashboard([record], UNet(3, 3, base=4, depth=1), (images, masks))  # must not stop training
+    dashboard([record_with_preview(images, masks, torch.zeros(1, 8, 8, dtype=torch.long), ignore_index=255)],
+              UNet(3, 3, base=4, depth=1))  # must not stop training
     assert dashboard.error is not None and "255" in dashboard.error and dashboard.text().startswith("error:")

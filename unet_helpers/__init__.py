@@ -1,24 +1,20 @@
 """unet_helpers: the tested code behind the U-Net segmentation course.
 
-Each module says which notebook builds it. Public names are re-exported here.
+The library a learner reads sits at the top of the folder, in lesson order: ``blocks``, ``unet``,
+``losses``, ``metrics``, ``boundary``, ``data``, ``folder``, ``transforms``, ``records``,
+``loaders``, ``train``, ``checkpoint``, ``inference`` (with ``validate`` and ``runtime`` as
+helpers and ``viz/`` for figures). The wings import the library and never the other way round:
+``inspector/``, ``realdata/``, ``views/`` (with ``widgets/``), ``cli/``, ``checks/`` and
+``course/``. Each module says which notebook builds it; the public names are collected here.
 """
 from .blocks import DoubleConv, Down, Up, align_to
 from .boundary import boundary_f1, boundary_map
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import SHAPE_CLASSES, ArrayDataset, SegmentationFolder, split_indices, stack_dataset, synthetic_segmentation
-from .datasets import (
-    NUCLEI_CLASSES,
-    SSTEM_CLASSES,
-    SSTEM_LABEL_TO_CLASS,
-    nuclei_dataset,
-    nuclei_instances,
-    sstem_dataset,
-    sstem_labels_to_classes,
-)
-from .download import DatasetUnavailableError, dataset_dir, download_dataset, verify_dataset
-from .elastic import ElasticDeform, elastic_warp
+from .data import SHAPE_CLASSES, ArrayDataset, split_indices, stack_dataset, synthetic_segmentation
+from .folder import SegmentationFolder
 from .inference import predict, predict_tiled, tile_boxes
 from .inspector import InspectorSettings, MaskReport, inspect_masks
+from .loaders import EpochShuffle, make_loader
 from .losses import (
     BCEDiceLoss,
     CombinedLoss,
@@ -30,11 +26,22 @@ from .losses import (
     pixel_cross_entropy,
 )
 from .metrics import ConfusionMatrix, confusion_matrix, iou_per_class
-from .train import evaluate, fit, make_loader
-from .transforms import Compose, RandomCrop, RandomFlipRotate
+from .realdata.datasets import (
+    NUCLEI_CLASSES,
+    SSTEM_CLASSES,
+    SSTEM_LABEL_TO_CLASS,
+    nuclei_dataset,
+    nuclei_instances,
+    sstem_dataset,
+    sstem_labels_to_classes,
+)
+from .realdata.download import DatasetUnavailableError, dataset_dir, download_dataset, verify_dataset
+from .realdata.weightmap import WeightMapDataset, border_weight_map, class_balance_weights, weight_map_parts
+from .records import EpochRecord, Evaluation, TrainSummary
+from .runtime import get_device, seed_everything
+from .train import evaluate, fit, train_one_epoch
+from .transforms import CentreCrop, Compose, ElasticDeform, RandomCrop, RandomFlipRotate, elastic_warp, training_transform
 from .unet import UNet, UNetConfig, count_parameters, unet_from_config
-from .utils import get_device, seed_everything
-from .weightmap import WeightMapDataset, border_weight_map, class_balance_weights, weight_map_parts
 
 __version__ = "0.1.0"
 
@@ -46,6 +53,7 @@ __all__ = [
     "border_weight_map",
     "boundary_f1",
     "boundary_map",
+    "CentreCrop",
     "class_balance_weights",
     "combined_loss",
     "CombinedLoss",
@@ -58,19 +66,22 @@ __all__ = [
     "dice_loss",
     "DiceLoss",
     "DoubleConv",
-    "InspectorSettings",
-    "MaskReport",
     "Down",
     "download_dataset",
     "elastic_warp",
     "ElasticDeform",
+    "EpochRecord",
+    "EpochShuffle",
     "evaluate",
+    "Evaluation",
     "fit",
     "get_device",
     "inspect_masks",
+    "InspectorSettings",
     "iou_per_class",
     "load_checkpoint",
     "make_loader",
+    "MaskReport",
     "NUCLEI_CLASSES",
     "nuclei_dataset",
     "nuclei_instances",
@@ -92,6 +103,9 @@ __all__ = [
     "stack_dataset",
     "synthetic_segmentation",
     "tile_boxes",
+    "train_one_epoch",
+    "training_transform",
+    "TrainSummary",
     "UNet",
     "unet_from_config",
     "UNetConfig",

@@ -96,7 +96,7 @@ class Up(nn.Module):
 
     Args:
         in_channels: channels of the deeper feature map ``x``.
-        skip_channels: channels of the encoder feature map ``skip`` (0: no skip connection).
+        skip_channels: channels of the encoder feature map ``skip``.
         out_channels: channels of the output.
         up_mode: ``"bilinear"`` (``align_corners=False``; keeps ``in_channels``, no parameters) or
             ``"transpose"`` (a learnable ``ConvTranspose2d``, kernel 2, stride 2, that halves the
@@ -125,30 +125,22 @@ class Up(nn.Module):
             self.up = nn.ConvTranspose2d(in_channels, up_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(skip_channels + up_channels, out_channels)
 
-    def forward(
-        self, x: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
-    ) -> torch.Tensor:
-        """Up-sample ``x`` and merge ``skip``; without a skip, ``size`` sets the output size."""
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         self._check_channels(x, skip)
         x = self.up(x)  # (N, up_channels, 2h, 2w)
-        if skip is None:
-            return self.conv(x if size is None else align_to(x, size))
         x = align_to(x, skip.shape[-2:])  # (N, up_channels, H, W)
         x = torch.cat([skip, x], dim=1)  # (N, skip_channels + up_channels, H, W)
         return self.conv(x)
 
-    def _check_channels(self, x: torch.Tensor, skip: torch.Tensor | None) -> None:
+    def _check_channels(self, x: torch.Tensor, skip: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Up expected x with {self.in_channels} channels, shape (N, {self.in_channels}, h, w); "
                 f"got {tuple(x.shape)}. Hint: in_channels must equal the channels of the deeper block"
             )
-        if (skip is None) != (self.skip_channels == 0):
-            raise ValueError(
-                f"Up was built with skip_channels={self.skip_channels} but forward got "
-                f"{'no skip' if skip is None else 'a skip'}; pass a skip exactly when skip_channels > 0"
-            )
-        if skip is not None and (skip.ndim != 4 or skip.shape[1] != self.skip_channels):
+        if not isinstance(skip, torch.Tensor):
+            raise TypeError(f"Up needs the encoder feature map as skip, a tensor; got {type(skip).__name__}")
+        if skip.ndim != 4 or skip.shape[1] != self.skip_channels:
             raise ValueError(
                 f"Up expected skip with {self.skip_channels} channels, shape (N, {self.skip_channels}, H, W); "
                 f"got {tuple(skip.shape)}. Channel counts never get aligned automatically: "

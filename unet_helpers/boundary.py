@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ._validate import require_class_ids, require_same_spatial
+from .validate import require_class_ids, require_same_spatial
 from .metrics import to_class_ids
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .records import EpochRecord, History
+from .runtime import unwrap_model
 from .unet import UNetConfig, unet_from_config
 
-FORMAT = "unet_helpers.checkpoint/1"
+FORMAT = "unet_helpers.checkpoint/2"
 
 
 def _config_dict(model: nn.Module) -> dict | None:
-    model = model.module if hasattr(model, "module") else model
-    config = getattr(model, "config", None)
+    config = getattr(unwrap_model(model), "config", None)
     return asdict(config) if isinstance(config, UNetConfig) else None
 
 
@@ -56,7 +57,7 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     epoch: int | None = None,
-    history: list[dict] | None = None,
+    history: History | None = None,
     scheduler: object | None = None,
     extra: dict | None = None,
 ) -> Path:
@@ -67,21 +68,28 @@ def save_checkpoint(
         model: the model (a ``UNet`` stores its configuration, so it can be rebuilt from the file).
         optimizer, scheduler: optional, for resuming.
         epoch: the last finished epoch.
-        history: the list returned by ``fit``.
+        history: the list of ``EpochRecord`` returned by ``fit`` (stored in its JSON form).
         extra: any small dict of plain values (class names, mask mapping, ...).
 
     Returns:
         The path written.
 
     Raises:
-        TypeError: ``history`` or ``extra`` holds something ``weights_only`` loading would refuse
-            (e.g. a NumPy array); checked before anything is written.
+        TypeError: ``history`` is not a list of ``EpochRecord``, or ``extra`` holds something
+            ``weights_only`` loading would refuse (e.g. a NumPy array); checked before anything is written.
     """
-    _require_plain(list(history or []), "history")
+    records = []
+    for index, record in enumerate(history or []):
+        if not isinstance(record, EpochRecord):
+            raise TypeError(
+                f"history[{index}] is a {type(record).__name__}; expected the EpochRecord objects that fit returns"
+            )
+        records.append(record.to_json())
+    _require_plain(records, "history")
     _require_plain(dict(extra or {}), "extra")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plain = model.module if hasattr(model, "module") else model
+    plain = unwrap_model(model)
     state = {
         "format": FORMAT,
         "model_config": _config_dict(plain),
@@ -89,7 +97,7 @@ def save_checkpoint(
         "optimizer_state": None if optimizer is None else optimizer.state_dict(),
         "scheduler_state": None if scheduler is None else scheduler.state_dict(),
         "epoch": epoch,
-        "history": list(history or []),
+        "history": records,
         "extra": dict(extra or {}),
     }
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -124,7 +132,7 @@ def load_checkpoint(
         map_location: where tensors go (default CPU).
 
     Returns:
-        ``{"model", "epoch", "history", "extra", "config"}``.
+        ``{"model", "epoch", "history", "extra", "config"}``; ``history`` is a list of ``EpochRecord``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -139,7 +147,9 @@ def load_checkpoint(
     except Exception as error:  # unpickling refused or a corrupt file
         raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a unet_helpers checkpoint (expected format {FORMAT!r})")
+        found = state.get("format") if isinstance(state, dict) else None
+        older = " (written by an older unet_helpers: retrain, or load it with that version)" if found else ""
+        raise ValueError(f"{path} is not a unet_helpers checkpoint of format {FORMAT!r}; found {found!r}{older}")
     saved_config = state["model_config"]
     if model is None:
         if saved_config is None:
@@ -152,7 +162,7 @@ def load_checkpoint(
                 f"checkpoint {path} was saved for a different model: {_describe_mismatch(saved_config, current)}. "
                 "Build the model with the checkpoint's settings, or load with model=None to rebuild it"
             )
-        model = model.module if hasattr(model, "module") else model
+        model = unwrap_model(model)
     try:
         model.load_state_dict(state["model_state"])
     except RuntimeError as error:
@@ -164,7 +174,7 @@ def load_checkpoint(
     return {
         "model": model,
         "epoch": state["epoch"],
-        "history": state["history"],
+        "history": [EpochRecord.from_json(record) for record in state["history"]],
         "extra": state["extra"],
         "config": saved_config,
     }

@@ -1,25 +1,21 @@
-"""Data: seeded synthetic shapes, a dataset over arrays, and a paired image/mask folder reader.
+"""Data in memory: seeded synthetic shapes and a dataset over arrays (files: ``folder.py``).
 
-The synthetic set is built in ``notebooks/06_training.ipynb``; real folders in ``09_real_data``.
+The synthetic set is built in ``notebooks/06_training.ipynb``.
 
 Shapes: ``N`` samples, ``C`` image channels, ``H, W`` height and width. Datasets return
 ``(image, mask)`` with ``image`` float32 ``(C, H, W)`` and ``mask`` int64 ``(H, W)``.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder import SegmentationFolder
-
-__all__ = ["SHAPE_CLASSES", "synthetic_segmentation", "ArrayDataset", "SegmentationFolder"]
+from .transforms import PairTransform
 
 SHAPE_CLASSES = ("background", "circle", "square")
-
-PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _pick_colour(rng: np.random.Generator, background: np.ndarray, min_contrast: float) -> np.ndarray:
@@ -143,7 +139,7 @@ class ArrayDataset(Dataset):
 
 def split_indices(num_samples: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
     """Shuffled train/validation index lists (for independent samples; never for slices of one
-    volume, which need a block split, see ``datasets.py``)."""
+    volume, which need a block split, see ``realdata/datasets.py``)."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
     order = np.random.default_rng(seed).permutation(num_samples).tolist()

@@ -1,24 +1,25 @@
-"""``SegmentationFolder``: ``images/NAME.ext`` + ``masks/NAME.png`` pairs read by file stem.
+"""Image and mask files: ``SegmentationFolder`` pairs ``images/NAME.ext`` with ``masks/NAME.png``.
 
-Re-exported from ``unet_helpers.data``. Reads PNG, TIFF, BMP and JPEG images with Pillow.
+Built in ``notebooks/09_real_data.ipynb``; the command line reads files with the same functions,
+so training and prediction scale an image the same way. Reads PNG, TIFF, BMP and JPEG with Pillow.
 Masks must be lossless (PNG, TIFF, BMP, GIF): JPEG smears the edges of a mask into values that
 are no class at all.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .transforms import PairTransform
+
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".gif")
 NORMALIZE_MODES = ("unit", "per_image", None)
-
-PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def read_image(path: Path, channels: int | None = None) -> np.ndarray:
@@ -97,7 +98,14 @@ def scale_image(array: np.ndarray, normalize: str | None) -> np.ndarray:
     return image
 
 
-def _lookup_table(mask_values: Mapping[int, int] | None) -> np.ndarray | None:
+def load_image(path: Path, channels: int | None, normalize: str | None) -> torch.Tensor:
+    """Read and scale one image file as ``SegmentationFolder`` does: ``(C, H, W)`` float32."""
+    array = read_image(path, channels)  # (H, W, C)
+    return torch.from_numpy(scale_image(array, normalize)).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def mask_lookup(mask_values: Mapping[int, int] | None) -> np.ndarray | None:
+    """A lookup table ``raw pixel value -> class id`` (``-1``: not mapped) from ``{raw: class}``."""
     if mask_values is None:
         return None
     if not isinstance(mask_values, Mapping) or not mask_values:
@@ -113,11 +121,23 @@ def _lookup_table(mask_values: Mapping[int, int] | None) -> np.ndarray | None:
     return lookup
 
 
-def _files_by_stem(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
-    files = {}
+def files_by_stem(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
+    """``{stem: path}`` of the files in ``folder`` with one of ``extensions`` (hidden files skipped).
+
+    Raises:
+        ValueError: two files share a stem (``a.png`` and ``a.tif``): which one is meant is
+            ambiguous, so both are named instead of silently picking one.
+    """
+    files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in extensions and not path.name.startswith("."):
-            files.setdefault(path.stem, path)
+        if not (path.is_file() and path.suffix.lower() in extensions and not path.name.startswith(".")):
+            continue
+        if path.stem in files:
+            raise ValueError(
+                f"{files[path.stem]} and {path} have the same name {path.stem!r}; images and masks are paired "
+                "by name, so keep one of them (rename or move the other)"
+            )
+        files[path.stem] = path
     return files
 
 
@@ -180,8 +200,8 @@ class SegmentationFolder(Dataset):
                     f"folder {folder} does not exist; expected {self.root}/{image_dir}/NAME.png with "
                     f"{self.root}/{mask_dir}/NAME.png beside it"
                 )
-        images = _files_by_stem(image_folder, IMAGE_EXTENSIONS)
-        masks = _files_by_stem(mask_folder, MASK_EXTENSIONS + (".jpg", ".jpeg"))
+        images = files_by_stem(image_folder, IMAGE_EXTENSIONS)
+        masks = files_by_stem(mask_folder, MASK_EXTENSIONS + (".jpg", ".jpeg"))
         if names is not None:
             missing = [n for n in names if n not in images]
             if missing:
@@ -211,7 +231,7 @@ class SegmentationFolder(Dataset):
             self.names.append(stem)
             self.image_paths.append(image_path)
             self.mask_paths.append(mask_path)
-        self.lookup = _lookup_table(mask_values)
+        self.lookup = mask_lookup(mask_values)
         self.channels, self.normalize, self.transform = channels, normalize, transform
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
 
@@ -222,8 +242,7 @@ class SegmentationFolder(Dataset):
         """The pair at ``index`` before ``transform``: ``(C, H, W)`` float32 and ``(H, W)`` int64."""
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        array = read_image(self.image_paths[index], self.channels)  # (H, W, C)
-        image = torch.from_numpy(scale_image(array, self.normalize)).permute(2, 0, 1).contiguous()  # (C, H, W)
+        image = load_image(self.image_paths[index], self.channels, self.normalize)  # (C, H, W)
         mask = torch.from_numpy(read_mask(self.mask_paths[index], self.lookup))  # (H, W)
         if self._cache is not None:
             self._cache[index] = (image, mask)

@@ -10,12 +10,12 @@ overwrite (to show the seams blending removes). Memory grows with one batch of t
 ``(K, H, W)`` accumulator, not with the whole image's activations.
 
 Speed on the CPU: both functions hand the model its batch in channels-last memory layout
-(``channels_last=True``, the default). The values are the same; only their order in memory changes,
-to the one oneDNN's convolutions prefer (``benchmarks/bench_throughput.py`` measured U-Net inference
-about 1.5 times faster on 256x256 images). Class ids come from ``max(dim).indices``, which is
-``argmax`` (the first index on ties, NaN counted as largest) but several times faster along the
-class axis of an ``(N, K, H, W)`` tensor. ``fuse_batchnorm`` makes an inference copy of a model
-with every BatchNorm folded into the convolution before it (one pass over each feature map less).
+(``channels_last=True``, the default; ``runtime.in_layout``). The values are the same; only their
+order in memory changes, to the one oneDNN's convolutions prefer (measured in ``BENCHMARKS.md``).
+Class ids come from ``max(dim).indices``, which is ``argmax`` (the first index on ties, NaN counted
+as largest) but faster along the class axis of an ``(N, K, H, W)`` tensor. ``fuse_batchnorm``
+makes an inference copy of a model with every BatchNorm folded into the convolution before it
+(one pass over each feature map less).
 
 Shapes: images ``(N, C, H, W)`` or one image ``(C, H, W)``; ``K`` classes.
 """
@@ -28,13 +28,10 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ._validate import require_tensor
+from .runtime import in_layout, model_device
+from .validate import require_tensor
 
 BLEND_MODES = ("gaussian", "uniform", "none")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 def scores_to_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -48,20 +45,6 @@ def scores_to_probs(logits: torch.Tensor) -> torch.Tensor:
         foreground = torch.sigmoid(logits.float())
         return torch.cat([1 - foreground, foreground], dim=1)  # (N, 2, H, W)
     return logits.float().softmax(dim=1)
-
-
-def in_layout(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """``batch`` in channels-last memory layout if ``channels_last`` and it is on the CPU, else unchanged.
-
-    Same shape and values (``torch.equal`` holds); the model's convolutions then run in the layout
-    oneDNN is fastest in, and their outputs keep it.
-
-    Shape:
-        - Input and output: ``(N, C, H, W)``
-    """
-    if channels_last and batch.ndim == 4 and batch.device.type == "cpu":
-        return batch.contiguous(memory_format=torch.channels_last)
-    return batch
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
@@ -136,7 +119,7 @@ def predict(
           on the CPU
     """
     batch, single = _as_batch(images)
-    device = _model_device(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     probs = []
@@ -259,7 +242,7 @@ def predict_tiled(
     tile_h, tile_w = boxes[0][2:]
     origins = [(y, x) for y, x, _, _ in boxes]
     window = blend_window(tile_h, tile_w, blend)  # (h, w)
-    device = _model_device(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     total = weight = None

@@ -2,7 +2,6 @@
 
 Used by ``train.fit`` (which calls ``set_epoch`` before every epoch, so a resumed run sees the
 orders an uninterrupted run would have seen) and from ``notebooks/06_training.ipynb`` on.
-``unet_helpers.train`` re-exports both.
 """
 from __future__ import annotations
 

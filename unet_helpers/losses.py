@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validate import require_class_ids, require_logits, require_same_spatial, require_tensor
+from .validate import require_class_ids, require_logits, require_same_spatial, require_tensor
 
 
 def _check_pair(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:

@@ -18,11 +18,15 @@ import math
 
 import torch
 
-from ._validate import require_class_ids, require_positive_int, require_same_spatial, require_tensor
+from .validate import require_class_ids, require_positive_int, require_same_spatial, require_tensor
 
 
-def _nan_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` as float64, NaN where ``den == 0``."""
+def nan_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` as float64, NaN where ``den == 0`` (the metrics' one rule for 0/0).
+
+    >>> nan_divide(torch.tensor([1, 0]), torch.tensor([2, 0]))
+    tensor([0.5000,    nan], dtype=torch.float64)
+    """
     num, den = num.double(), den.double()
     return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, math.nan))
 
@@ -49,7 +53,7 @@ def to_class_ids(scores_or_ids: torch.Tensor, num_classes: int, name: str = "pre
             return (x[:, 0] > 0).long()  # binary logits
         if x.shape[1] != num_classes:
             raise ValueError(f"{name} has {x.shape[1]} class channels but num_classes={num_classes}")
-        return x.max(dim=1).indices  # (N, H, W); = argmax(dim=1) (first index on ties), several times faster
+        return x.max(dim=1).indices  # (N, H, W); = argmax(dim=1), first index on ties
     if x.ndim != 3:
         raise ValueError(f"{name} as class ids must have shape (N, H, W); got {tuple(x.shape)}")
     return require_class_ids(x, num_classes, name=name)
@@ -136,23 +140,23 @@ class ConfusionMatrix:
     def iou(self) -> torch.Tensor:
         """``(K,)`` IoU = TP / (TP + FP + FN); NaN for classes absent from prediction and target."""
         tp = self.true_positives
-        return self._undefined_ignored(_nan_divide(tp, self.support + self.predicted - tp))
+        return self._undefined_ignored(nan_divide(tp, self.support + self.predicted - tp))
 
     def dice(self) -> torch.Tensor:
         """``(K,)`` Dice = 2 TP / (2 TP + FP + FN) = 2 IoU / (1 + IoU); NaN like ``iou``."""
-        return self._undefined_ignored(_nan_divide(2 * self.true_positives, self.support + self.predicted))
+        return self._undefined_ignored(nan_divide(2 * self.true_positives, self.support + self.predicted))
 
     def precision(self) -> torch.Tensor:
         """``(K,)`` TP / predicted; NaN for classes never predicted."""
-        return self._undefined_ignored(_nan_divide(self.true_positives, self.predicted))
+        return self._undefined_ignored(nan_divide(self.true_positives, self.predicted))
 
     def recall(self) -> torch.Tensor:
         """``(K,)`` TP / support; NaN for classes absent from the target."""
-        return self._undefined_ignored(_nan_divide(self.true_positives, self.support))
+        return self._undefined_ignored(nan_divide(self.true_positives, self.support))
 
     def pixel_accuracy(self) -> float:
         """Fraction of counted pixels predicted correctly (NaN before any update)."""
-        return float(_nan_divide(self.true_positives.sum(), self.matrix.sum()))
+        return float(nan_divide(self.true_positives.sum(), self.matrix.sum()))
 
     def miou(self) -> float:
         """Mean IoU over classes where it is defined (NaN if none is)."""
@@ -163,12 +167,12 @@ class ConfusionMatrix:
         return _nanmean(self.dice())
 
     def compute(self) -> dict[str, object]:
-        """All metrics at once: per-class lists (``None`` for NaN) and the means."""
+        """All metrics at once: per-class lists (NaN where undefined) and the means."""
         return {
-            "iou": _to_list(self.iou()),
-            "dice": _to_list(self.dice()),
-            "precision": _to_list(self.precision()),
-            "recall": _to_list(self.recall()),
+            "iou": self.iou().tolist(),
+            "dice": self.dice().tolist(),
+            "precision": self.precision().tolist(),
+            "recall": self.recall().tolist(),
             "miou": self.miou(),
             "mean_dice": self.mean_dice(),
             "pixel_accuracy": self.pixel_accuracy(),
@@ -181,10 +185,6 @@ class ConfusionMatrix:
 def _nanmean(values: torch.Tensor) -> float:
     defined = values[~values.isnan()]
     return float(defined.mean()) if defined.numel() else math.nan
-
-
-def _to_list(values: torch.Tensor) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values.tolist()]
 
 
 def confusion_matrix(

@@ -2,8 +2,12 @@
 
 Built step by step in ``notebooks/06_training.ipynb`` (a loop written by hand first, then this).
 
-The loop knows nothing about plotting: ``fit`` calls ``callbacks`` at the end of every epoch with
-``(history, model, preview_batch)``, which is how ``widgets.TrainingDashboard`` draws live.
+The loop knows nothing about plotting or files: ``fit`` calls ``callbacks`` at the end of every
+epoch with ``(history, model)``; that is how ``views.widgets.TrainingDashboard`` draws live and how
+the ``train`` command writes its checkpoints. A callback with an int attribute ``preview_images``
+asks ``evaluate`` to keep that many validation images with their predictions
+(``history[-1].val.preview``), so no callback has to run the model again. Every epoch is one typed
+``records.EpochRecord``.
 
 Batches are ``(images, targets)`` or ``(images, targets, pixel_weights)``; with weights the loss is
 called as ``loss_fn(logits, targets, pixel_weights=weights)`` (``CombinedLoss`` and
@@ -24,27 +28,16 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .inference import in_layout
-from .loaders import EpochShuffle, make_loader  # noqa: F401 - imported from here by the lessons
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, to_class_ids
+from .records import EpochRecord, Evaluation, History, Preview, TrainSummary
+from .runtime import in_layout, is_distributed, is_main_process, model_device, unwrap_model
 
-History = list[dict]
-Callback = Callable[[History, nn.Module, tuple[torch.Tensor, torch.Tensor]], None]
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside ``DistributedDataParallel`` / ``DataParallel``."""
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    return next(iter(model.parameters()), torch.empty(0)).device
+Callback = Callable[[History, nn.Module], None]
 
 
 def infer_num_classes(model: nn.Module) -> int:
     """``K`` from ``model.config.num_classes`` (a one-channel binary model counts as 2 classes)."""
-    config = getattr(_unwrap(model), "config", None)
+    config = getattr(unwrap_model(model), "config", None)
     k = getattr(config, "num_classes", None)
     if k is None:
         raise ValueError("cannot tell the number of classes of this model; pass num_classes=K")
@@ -82,7 +75,7 @@ class _Mean:
             self.sums[key] = self.sums.get(key, 0.0) + n * float(value)
 
     def reduce_across_processes(self, device: torch.device) -> None:
-        if dist.is_available() and dist.is_initialized():
+        if is_distributed():
             # Every process must send a tensor of the same length: agree on the keys first (a
             # process with no batch, or a loss with other parts, has seen other keys).
             gathered = [None] * dist.get_world_size()
@@ -97,10 +90,6 @@ class _Mean:
         return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
 
 
-def _is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -112,7 +101,7 @@ def train_one_epoch(
     progress: bool = False,
     description: str = "train",
     channels_last: bool = False,
-) -> dict[str, float]:
+) -> TrainSummary:
     """One pass over ``loader`` in training mode; returns the mean loss and its parts.
 
     ``scheduler`` (if given) is stepped after every batch (for per-step schedules like OneCycleLR).
@@ -149,7 +138,8 @@ def train_one_epoch(
             scheduler.step()
         mean.add(images.shape[0], loss.item(), parts)
     mean.reduce_across_processes(device)
-    return mean.means()
+    means = mean.means()
+    return TrainSummary(means.pop("loss", math.nan), means)
 
 
 def evaluate(
@@ -160,20 +150,29 @@ def evaluate(
     ignore_index: int | None = None,
     progress: bool = False,
     channels_last: bool = False,
-) -> dict[str, object]:
+    preview: int = 0,
+) -> Evaluation:
     """One pass in eval mode under ``torch.inference_mode()``; metrics from accumulated counts.
 
-    ``channels_last`` hands the model each batch in channels-last memory layout (see ``fit``).
+    Args:
+        model: the network; put in eval mode here, its mode is restored afterwards.
+        loader: batches of the validation set.
+        num_classes: ``K`` (default: ``model.config.num_classes``).
+        loss_fn: also average this loss over the set (optional).
+        ignore_index: target value left out of the metrics.
+        progress: show a progress bar.
+        channels_last: hand the model each batch in channels-last memory layout (see ``fit``).
+        preview: keep the first ``preview`` images with their true and predicted masks.
 
     Returns:
-        ``{"loss", "parts", "iou", "dice", "precision", "recall", "miou", "mean_dice",
-        "pixel_accuracy", "confusion"}``; per-class lists hold ``None`` for undefined (NaN) classes;
-        ``"confusion"`` is the ``ConfusionMatrix``. ``"loss"`` is ``None`` without ``loss_fn``.
+        An ``Evaluation``: per-class IoU, Dice, precision and recall (NaN where undefined), their
+        means, the ``ConfusionMatrix``, the mean loss and its parts (NaN without ``loss_fn``).
 
     Under ``torch.distributed`` the counts of all processes are summed, so each process must see a
     disjoint share of the set: ``DistributedSampler`` pads with duplicates (counted twice); use
-    ``distributed.ShardSampler``. A DDP model that broadcasts buffers at every forward makes each
-    forward a collective call, which hangs when shards differ in length (``distributed.wrap_model``).
+    ``cli.distributed.ShardSampler``. A DDP model that broadcasts buffers at every forward makes
+    each forward a collective call, which hangs when shards differ in length
+    (``cli.distributed.wrap_model`` turns that off).
     """
     device = model_device(model)
     num_classes = num_classes or infer_num_classes(model)
@@ -181,36 +180,30 @@ def evaluate(
     model.eval()  # BatchNorm uses its running averages; nothing is updated
     matrix = ConfusionMatrix(num_classes, ignore_index)
     mean = _Mean()
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (images, targets, preds) to preview
     try:
         with torch.inference_mode():
             for batch in tqdm(loader, desc="validate", leave=False, disable=not progress):
                 images, targets, weights = _split_batch(batch, device)
-                logits = model(in_layout(images, channels_last))
-                matrix.update(logits, targets)
+                logits = model(in_layout(images, channels_last))  # (N, K, H, W)
+                preds = to_class_ids(logits, num_classes)  # (N, H, W)
+                matrix.update(preds, targets)
                 if loss_fn is not None:
                     loss, parts = compute_loss(loss_fn, logits, targets, weights)
                     mean.add(images.shape[0], loss.item(), parts)
+                missing = preview - sum(len(chunk[0]) for chunk in kept)
+                if missing > 0:
+                    kept.append((images[:missing].cpu(), targets[:missing].cpu(), preds[:missing].cpu()))
     finally:
         model.train(was_training)
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         counts = matrix.matrix.to(device)
         dist.all_reduce(counts)
         matrix.matrix = counts.cpu()
     mean.reduce_across_processes(device)
     losses = mean.means()
-    return {
-        "loss": losses.pop("loss", None),
-        "parts": losses,
-        **matrix.compute(),
-        "confusion": matrix,
-    }
-
-
-def _first_batch(loader: Iterable | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if loader is None:
-        return None
-    batch = next(iter(loader))
-    return batch[0].cpu(), batch[1].cpu()
+    shown = Preview(*(torch.cat(column).contiguous() for column in zip(*kept))) if kept else None
+    return Evaluation.from_counts(matrix, losses.pop("loss", math.nan), losses, shown)
 
 
 def fit(
@@ -230,7 +223,6 @@ def fit(
     progress: bool = True,
     amp: bool | None = None,
     grad_clip: float | None = None,
-    preview_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     channels_last: bool = False,
 ) -> History:
     """Train for ``epochs`` more epochs, validating after each; returns the history.
@@ -245,22 +237,20 @@ def fit(
         ignore_index: target value left out of the metrics.
         scheduler: optional LR scheduler, stepped once per epoch (``ReduceLROnPlateau`` gets the
             validation loss) or per batch with ``scheduler_per_batch=True``.
-        callbacks: functions called as ``f(history, model, preview_batch)`` after every epoch
-            (only on the main process); ``preview_batch`` is a fixed ``(images, targets)`` pair.
+        callbacks: functions called as ``f(history, model)`` after every epoch (only on the main
+            process). One with an int attribute ``preview_images`` finds that many validation
+            images with their predictions in ``history[-1].val.preview``.
         history: a previous history to continue (e.g. from ``load_checkpoint``); epochs go on numbering.
         progress: show ``tqdm.auto`` bars (widgets in JupyterLab, text in a terminal).
         amp: mixed precision; default on for CUDA, off elsewhere.
         grad_clip: optional max gradient norm.
-        preview_batch: the batch handed to callbacks (default: the first validation batch).
         channels_last: on the CPU, convert the model's weights and every batch to channels-last
             memory layout (``model.to(memory_format=torch.channels_last)``, done in place). Same
-            values, another order in memory, which oneDNN's convolutions run faster in
-            (``benchmarks/bench_throughput.py``: 1.2-1.6 times the training throughput of a
-            base-16 U-Net on 2 cores); results agree with the default layout up to float rounding.
+            values in another order in memory, which oneDNN's convolutions run faster in (see
+            ``BENCHMARKS.md``); results agree with the default layout up to float rounding.
 
     Returns:
-        A list with one dict per epoch: ``epoch, train_loss, train_parts, val_loss, val_parts,
-        val_iou, val_dice, miou, mean_dice, pixel_accuracy, lr, seconds``.
+        The history: the previous records followed by one ``EpochRecord`` per epoch run here.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0; got {epochs!r}")
@@ -272,8 +262,8 @@ def fit(
     channels_last = channels_last and device.type == "cpu"
     if channels_last:
         model.to(memory_format=torch.channels_last)  # the same Parameter objects: the optimizer keeps them
-    main = _is_main_process()
-    preview = preview_batch if preview_batch is not None else _first_batch(val_loader)
+    main = is_main_process()
+    preview = max((int(getattr(callback, "preview_images", 0) or 0) for callback in callbacks), default=0)
     start = len(history)
     bar = tqdm(range(start + 1, start + epochs + 1), desc="epochs", disable=not (progress and main))
     for epoch in bar:
@@ -281,35 +271,23 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with (before the scheduler steps)
         sampler = getattr(train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle every epoch
+            sampler.set_epoch(epoch)  # DistributedSampler, EpochShuffle: a new shuffle every epoch
         train = train_one_epoch(
             model, train_loader, loss_fn, optimizer, scaler, grad_clip,
             scheduler if scheduler_per_batch else None, progress and main, f"epoch {epoch}", channels_last,
         )
-        val = evaluate(model, val_loader, num_classes, loss_fn, ignore_index, channels_last=channels_last) if val_loader is not None else {}
+        val = None if val_loader is None else evaluate(
+            model, val_loader, num_classes, loss_fn, ignore_index, channels_last=channels_last, preview=preview,
+        )
         if scheduler is not None and not scheduler_per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(val.get("loss") if val.get("loss") is not None else train["loss"])
+                scheduler.step(val.loss if val is not None and math.isfinite(val.loss) else train.loss)
             else:
                 scheduler.step()
-        record = {
-            "epoch": epoch,
-            "train_loss": train.pop("loss", math.nan),
-            "train_parts": train,
-            "val_loss": val.get("loss"),
-            "val_parts": val.get("parts", {}),
-            "val_iou": val.get("iou"),
-            "val_dice": val.get("dice"),
-            "miou": val.get("miou"),
-            "mean_dice": val.get("mean_dice"),
-            "pixel_accuracy": val.get("pixel_accuracy"),
-            "lr": lr,
-            "seconds": time.perf_counter() - began,
-        }
-        history.append(record)
+        history.append(EpochRecord(epoch, train, val, lr, time.perf_counter() - began))
         if main:
-            miou = record["miou"]
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", miou="-" if miou is None else f"{miou:.3f}")
+            miou = history[-1].miou
+            bar.set_postfix(loss=f"{train.loss:.3f}", miou=f"{miou:.3f}" if math.isfinite(miou) else "-")
             for callback in callbacks:
-                callback(history, _unwrap(model), preview)
+                callback(history, unwrap_model(model))
     return history

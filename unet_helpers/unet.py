@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from ._validate import require_positive_int, require_tensor
+from .validate import require_positive_int, require_tensor
 from .blocks import UP_MODES, DoubleConv, Down, Up
 
 
@@ -24,7 +24,6 @@ class UNetConfig:
     base: int = 64  # channels of the first stage; each stage down doubles them
     depth: int = 4  # number of Down (and Up) stages; the bottleneck is at H / 2**depth
     up_mode: str = "bilinear"  # "bilinear" or "transpose"
-    skip_connections: bool = True  # False builds the no-skip ablation of notebooks/03_unet
 
 
 class UNet(nn.Module):
@@ -40,7 +39,6 @@ class UNet(nn.Module):
         base: channels of the first stage.
         depth: number of down-sampling stages.
         up_mode: ``"bilinear"`` (default) or ``"transpose"``.
-        skip_connections: set ``False`` only to study what the skips do.
 
     Shape:
         - Input: ``(N, in_channels, H, W)`` float, ``H, W >= 2**depth``
@@ -60,7 +58,6 @@ class UNet(nn.Module):
         base: int = 64,
         depth: int = 4,
         up_mode: str = "bilinear",
-        skip_connections: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("base", base), ("depth", depth)):
@@ -68,15 +65,12 @@ class UNet(nn.Module):
         require_positive_int(num_classes, "num_classes", minimum=1)
         if up_mode not in UP_MODES:
             raise ValueError(f"up_mode must be one of {UP_MODES}; got {up_mode!r}")
-        self.config = UNetConfig(in_channels, num_classes, base, depth, up_mode, bool(skip_connections))
+        self.config = UNetConfig(in_channels, num_classes, base, depth, up_mode)
 
         widths = [base * 2**i for i in range(depth + 1)]  # channels per stage, bottleneck last
         self.inc = DoubleConv(in_channels, widths[0])
         self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(depth))
-        self.ups = nn.ModuleList(
-            Up(widths[i + 1], widths[i] if skip_connections else 0, widths[i], up_mode)
-            for i in reversed(range(depth))
-        )
+        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], widths[i], up_mode) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,8 +80,7 @@ class UNet(nn.Module):
             features.append(down(features[-1]))
         x = features.pop()  # bottleneck: (N, base * 2**depth, H / 2**depth, W / 2**depth)
         for up in self.ups:  # each: twice the size, concat the encoder map of that size
-            skip = features.pop()
-            x = up(x, skip) if self.config.skip_connections else up(x, size=skip.shape[-2:])
+            x = up(x, features.pop())
         return self.head(x)  # (N, K, H, W)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -133,6 +126,18 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def unet_from_config(config: UNetConfig | dict) -> UNet:
-    """Build a ``UNet`` from a ``UNetConfig`` or its ``dict`` form (as stored in checkpoints)."""
+    """Build a ``UNet`` from a ``UNetConfig`` or its ``dict`` form (as stored in checkpoints).
+
+    Raises:
+        ValueError: the dict names a setting ``UNetConfig`` does not have (e.g. a checkpoint of
+            another architecture or version), or lacks one.
+    """
     fields = asdict(config) if isinstance(config, UNetConfig) else dict(config)
+    expected = set(UNetConfig.__dataclass_fields__)
+    unknown, missing = sorted(set(fields) - expected), sorted(expected - set(fields))
+    if unknown or missing:
+        raise ValueError(
+            f"a UNet configuration has the settings {sorted(expected)}; got unknown {unknown} and missing {missing}. "
+            "Hint: was it saved by another version or for another model?"
+        )
     return UNet(**fields)

@@ -8,13 +8,16 @@ In a notebook::
     ex.hint()                # next hint; ex.hint(2) for the second
     ex.solution()            # the solution from solutions/
 
-``python -m unet_helpers.checks.progress exercises/`` runs your exercise notebooks (without
-changing them) and prints a table of statuses and hints used; ``python -m
-unet_helpers.checks.build`` regenerates ``exercises/`` from ``solutions/`` (for instructors).
+``core.py`` runs properties and reports; ``exercise.py`` is what a learner holds; ``catalogue.py``
+lists every exercise; one module per exercise group defines its ``ExerciseSpec`` and properties.
+``python -m unet_helpers progress exercises/`` runs your exercise notebooks (without changing them)
+and prints a table of statuses and hints used (``course/progress.py``).
 """
+from .catalogue import exercise, list_exercises
 from .core import CheckResult, Property, PropertyFailed, Status
-from .exercise import Exercise, ExerciseSpec, exercise, list_exercises
-from .record import load_progress, progress_path
+from .exercise import Exercise
+from .progress_file import load_progress, progress_path
+from .spec import ExerciseSpec
 
 __all__ = [
     "CheckResult",

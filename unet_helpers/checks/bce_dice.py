@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..losses import bce_dice_loss
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import close, generator, require_tensor
 
 # (shape (N, 1, H, W), seed): a batch, odd sizes, a batch of one.
@@ -217,7 +217,7 @@ def _properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+BCE_DICE = ExerciseSpec(
     name="bce_dice_loss",
     title="Binary BCE + Dice loss",
     notebook="ex06_bce_dice",
@@ -235,4 +235,4 @@ register(ExerciseSpec(
     defines=("my_bce_dice_loss",),
     reference="unet_helpers/losses.py: bce_dice_loss",
     next_steps="run the experiment below: does adding Dice make training on 5 % foreground converge sooner?",
-))
+)

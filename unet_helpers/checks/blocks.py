@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..blocks import DoubleConv, Up, align_to
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import close, generator, layers_in_call_order, randomize_, require_tensor, share_weights
 
 # ---------------------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ from .tools import close, generator, layers_in_call_order, randomize_, require_t
 _DC_SIZES = ((2, 3, 16, 16), (2, 3, 17, 20), (1, 3, 9, 7))  # (N, C, H, W): even, odd, batch of one
 
 
-def _build(cls: type, *args: int) -> nn.Module:
+def build_module(cls: type, *args: int) -> nn.Module:
     module = call_learner(cls, *args)
     if not isinstance(module, nn.Module):
         raise PropertyFailed(f"{cls.__name__}{args} did not build an nn.Module.", type(module).__name__, "an nn.Module")
@@ -29,11 +29,11 @@ def _build(cls: type, *args: int) -> nn.Module:
 
 
 def _dc_builds(cls: type) -> None:
-    _build(cls, 3, 8)
+    build_module(cls, 3, 8)
 
 
 def _dc_keeps_size(cls: type) -> None:
-    module = _build(cls, 3, 8)
+    module = build_module(cls, 3, 8)
     for n, c, h, w in _DC_SIZES:
         out = require_tensor(call_learner(module, torch.randn(n, c, h, w, generator=generator(h))), "The output")
         if tuple(out.shape) != (n, 8, h, w):
@@ -46,7 +46,7 @@ def _convs(module: nn.Module) -> list[nn.Conv2d]:
 
 
 def _dc_two_convs(cls: type) -> None:
-    convs = _convs(_build(cls, 3, 8))
+    convs = _convs(build_module(cls, 3, 8))
     if len(convs) != 2:
         raise PropertyFailed(f"DoubleConv(3, 8) has {len(convs)} Conv2d layer(s).", len(convs), 2)
     for index, (conv, channels) in enumerate(zip(convs, ((3, 8), (8, 8))), start=1):
@@ -60,13 +60,13 @@ def _dc_two_convs(cls: type) -> None:
 
 
 def _dc_no_bias(cls: type) -> None:
-    for index, conv in enumerate(_convs(_build(cls, 3, 8)), start=1):
+    for index, conv in enumerate(_convs(build_module(cls, 3, 8)), start=1):
         if conv.bias is not None:
             raise PropertyFailed(f"Convolution {index} has a bias.", "bias=True", "bias=False")
 
 
 def _dc_batchnorm(cls: type) -> None:
-    norms = [m for m in _build(cls, 3, 8).modules() if isinstance(m, nn.BatchNorm2d)]
+    norms = [m for m in build_module(cls, 3, 8).modules() if isinstance(m, nn.BatchNorm2d)]
     features = [bn.num_features for bn in norms]
     if features != [8, 8]:
         raise PropertyFailed(f"DoubleConv(3, 8) has {len(norms)} BatchNorm2d layer(s) with num_features {features}.",
@@ -89,7 +89,7 @@ def _call_sequence(module: nn.Module, x: torch.Tensor) -> list[str]:
 def _dc_order(cls: type) -> None:
     for mode in ("eval", "train"):
         reference = randomize_(DoubleConv(3, 8), seed=1)
-        module = _build(cls, 3, 8)
+        module = build_module(cls, 3, 8)
         x = torch.randn(2, 3, 12, 10, generator=generator(2))
         share_weights(layers_in_call_order(reference, lambda m: m(x)), layers_in_call_order(module, lambda m: m(x)))
         reference.train(mode == "train")
@@ -138,7 +138,7 @@ def _double_conv_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+DOUBLE_CONV = ExerciseSpec(
     name="double_conv",
     title="DoubleConv: (3x3 conv -> BatchNorm -> ReLU) twice",
     notebook="ex01_double_conv",
@@ -156,7 +156,7 @@ register(ExerciseSpec(
     next_steps="count the parameters of `MyDoubleConv(64, 128)` (no conv biases) and compare with "
                "`unet_helpers.DoubleConv`; then look at how `Down` reuses it.",
     answer_kind="class",
-))
+)
 
 # ---------------------------------------------------------------------------------------------
 # ex02: Up with the skip connection
@@ -172,11 +172,11 @@ def _pair(x_shape: tuple[int, ...], skip_shape: tuple[int, ...], seed: int) -> t
 
 
 def _up_builds(cls: type) -> None:
-    _build(cls, *_UP_ARGS)
+    build_module(cls, *_UP_ARGS)
 
 
 def _up_concat_channels(cls: type) -> None:
-    convs = _convs(_build(cls, *_UP_ARGS))
+    convs = _convs(build_module(cls, *_UP_ARGS))
     if not convs:
         raise PropertyFailed("Up(8, 4, 6) has no Conv2d layer.", 0, "a DoubleConv(4 + 8, 6)")
     if convs[0].in_channels != 12:
@@ -188,7 +188,7 @@ def _up_concat_channels(cls: type) -> None:
 
 def check_up_shapes(cls: type, args: tuple, cases: tuple, hint: str) -> None:
     """``cls(*args)(x, skip)`` has shape ``(N, out_channels, H, W)`` of the skip for every case (ex02, ex07)."""
-    module = _build(cls, *args)
+    module = build_module(cls, *args)
     for seed, (x_shape, skip_shape) in enumerate(cases):
         x, skip = _pair(x_shape, skip_shape, seed)
         out = require_tensor(call_learner(module, x, skip), "The output")
@@ -251,7 +251,7 @@ def compare_up_block(cls: type, reference: nn.Module, args: tuple, probe: tuple,
     the slip. Used by ex02 (bilinear ``Up``) and ex07 (transposed ``Up``).
     """
     reference = reference.eval()
-    module = _build(cls, *args)
+    module = build_module(cls, *args)
     x, skip = _pair(*probe, seed=10)
     share_weights(layers_in_call_order(reference, lambda m: m(x, skip)),
                   layers_in_call_order(module, lambda m: m(x, skip)))
@@ -300,7 +300,7 @@ def _up_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+UP_BLOCK = ExerciseSpec(
     name="up_block",
     title="Up: up-sample, align to the skip, concatenate [skip, x], DoubleConv",
     notebook="ex02_up_block",
@@ -320,5 +320,5 @@ register(ExerciseSpec(
     next_steps="build `unet_helpers.UNet(base=8)` and run it on a 33x35 image: every decoder stage meets the odd "
                "sizes your padding handles.",
     answer_kind="class",
-))
+)
 

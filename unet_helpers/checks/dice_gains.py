@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 
 NAN = math.nan
 NAMES = ("road", "car", "tree", "sky", "sign")
@@ -179,7 +179,7 @@ def _properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+DICE_GAINS = ExerciseSpec(
     name="dice_gains",
     title="Which classes gain from Dice: per-class differences, NaN-aware, ranked",
     notebook="ex08_sstem",
@@ -196,4 +196,4 @@ register(ExerciseSpec(
     defines=("my_dice_gains",),
     reference="unet_helpers/checks/dice_gains.py: reference_dice_gains",
     next_steps="rank the classes of the ssTEM runs below; is the rarest class (synapse) the one that gains most?",
-))
+)

@@ -8,63 +8,21 @@ Used by every notebook in ``exercises/``::
     ex.hint()                # the next hint; ex.hint(2) for hint 2
     ex.solution()            # the solution cell of solutions/<notebook>.ipynb
 
-Each exercise group module (``blocks.py``, ``losses.py``, ``metrics.py``, ``training.py``, and for
-the lesson's three exercises ``bce_dice.py``, ``up_transpose.py``, ``real_data.py``, ``dice_gains.py``)
-registers its exercises here with ``register(ExerciseSpec(...))``.
+``exercise(name)`` (``catalogue.py``) finds the ``ExerciseSpec`` and wraps it in an ``Exercise``.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .core import CheckResult, Property, Status, run_properties
-from .record import record_check, record_hint, record_solution
+from .core import CheckResult, Status, run_properties
+from .progress_file import record_check, record_hint, record_solution
+from .solutions import solution_sources
+from .spec import ExerciseSpec
 
 SOLUTIONS_ENV_VAR = "UNET_SOLUTIONS_DIR"
-
-
-@dataclass(frozen=True)
-class ExerciseSpec:
-    """Everything that defines one exercise.
-
-    Args:
-        name: the name passed to ``exercise(...)``, e.g. ``"dice_loss"``.
-        title: one line, e.g. ``"Soft multi-class Dice loss"``.
-        notebook: stem of the notebook in ``solutions/`` and ``exercises/``, e.g. ``"ex03_dice_loss"``.
-        task: Markdown: what to write and its signature.
-        properties: builds the list of properties a correct answer has (called at each check).
-        hints: increasingly concrete hints.
-        defines: names the solution cell defines (``"my_dice_loss"``), to find it in the notebook.
-        reference: where the package's own version lives, e.g. ``"unet_helpers/losses.py: dice_loss"``.
-        next_steps: what to look at once the check passes.
-        answer_kind: ``"function"`` or ``"class"`` (an ``nn.Module`` subclass, not an instance).
-    """
-
-    name: str
-    title: str
-    notebook: str
-    task: str
-    properties: Callable[[], list[Property]]
-    hints: tuple[str, ...]
-    defines: tuple[str, ...]
-    reference: str
-    next_steps: str = ""
-    answer_kind: str = "function"
-
-
-_REGISTRY: dict[str, ExerciseSpec] = {}
-
-
-def register(spec: ExerciseSpec) -> ExerciseSpec:
-    """Add ``spec`` to the registry (exercise names are unique)."""
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-        raise ValueError(f"exercise {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
 
 
 class Note:
@@ -154,8 +112,6 @@ class Exercise:
 
     def solution(self) -> Note:
         """The solution code from ``solutions/<notebook>.ipynb`` (try the hints first)."""
-        from .build import solution_sources  # lazily: `python -m unet_helpers.checks.build` runs build as __main__
-
         record_solution(self.name)
         path = solutions_dir() / f"{self.spec.notebook}.ipynb"
         code = None
@@ -177,27 +133,3 @@ class Exercise:
 
     def __repr__(self) -> str:
         return f"Exercise({self.name!r}: {self.spec.title}; {len(self.spec.hints)} hints)"
-
-
-def _load_groups() -> None:
-    from . import bce_dice, blocks, losses, metrics, training, up_transpose  # noqa: F401 - importing registers the exercises
-    from . import real_data, dice_gains  # noqa: F401, I001 - in this order: ex08's two parts in notebook order
-
-
-def exercise(name: str) -> Exercise:
-    """The exercise called ``name`` (see ``list_exercises()``).
-
-    Raises:
-        ValueError: for an unknown name, listing the known ones.
-    """
-    _load_groups()
-    key = re.sub(r"[\s-]+", "_", str(name).strip().lower())
-    if key not in _REGISTRY:
-        raise ValueError(f"no exercise called {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return Exercise(_REGISTRY[key])
-
-
-def list_exercises() -> list[ExerciseSpec]:
-    """All registered exercises, ordered by notebook (then in the order they were registered)."""
-    _load_groups()
-    return sorted(_REGISTRY.values(), key=lambda spec: spec.notebook)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..losses import dice_loss
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import close, generator, random_target, require_tensor
 
 IGNORE = 255
@@ -193,7 +193,7 @@ def _properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+DICE_LOSS = ExerciseSpec(
     name="dice_loss",
     title="Soft multi-class Dice loss",
     notebook="ex03_dice_loss",
@@ -213,4 +213,4 @@ register(ExerciseSpec(
     reference="unet_helpers/losses.py: dice_loss and soft_dice_per_class",
     next_steps="compare `my_dice_loss` with `skip_absent=False` behaviour (MONAI's DiceLoss) on a target that lacks a "
                "class, and see why the loss then never reaches 0.",
-))
+)

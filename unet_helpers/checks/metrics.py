@@ -5,14 +5,13 @@ IoU = TP / (TP + FP + FN), NaN when a class is absent from both prediction and t
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, nan_divide
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import close, generator, require_tensor
 
 _SIZES = (2, 3, 5)  # K of the random confusion matrices
@@ -29,19 +28,15 @@ def _random_matrix(k: int, seed: int) -> torch.Tensor:
     return matrix + torch.diag(torch.randint(20, 80, (k,), generator=generator(400 + seed)))  # (K, K) int64
 
 
-def _nan_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    return torch.where(den > 0, num.double() / den.clamp(min=1).double(), torch.full_like(num, math.nan, dtype=torch.float64))
-
-
 def _iou_variants(matrix: torch.Tensor) -> tuple:
     tp, rows, cols = matrix.diagonal(), matrix.sum(1), matrix.sum(0)
     union = rows + cols - tp
-    iou = _nan_div(tp, union)
+    iou = nan_divide(tp, union)
     return (
-        ("IoU = TP / (TP + FP + FN)", _nan_div(tp, cols), "You divide by TP + FP (the column sum): that is precision."),
-        ("IoU = TP / (TP + FP + FN)", _nan_div(tp, rows), "You divide by TP + FN (the row sum): that is recall."),
-        ("IoU = TP / (TP + FP + FN)", _nan_div(tp, rows + cols), "Your union counts TP twice: subtract TP once."),
-        ("IoU = TP / (TP + FP + FN)", _nan_div(2 * tp, rows + cols), "That is Dice, 2 TP / (2 TP + FP + FN), not IoU."),
+        ("IoU = TP / (TP + FP + FN)", nan_divide(tp, cols), "You divide by TP + FP (the column sum): that is precision."),
+        ("IoU = TP / (TP + FP + FN)", nan_divide(tp, rows), "You divide by TP + FN (the row sum): that is recall."),
+        ("IoU = TP / (TP + FP + FN)", nan_divide(tp, rows + cols), "Your union counts TP twice: subtract TP once."),
+        ("IoU = TP / (TP + FP + FN)", nan_divide(2 * tp, rows + cols), "That is Dice, 2 TP / (2 TP + FP + FN), not IoU."),
         ("absent classes are NaN", iou.nan_to_num(0.0), "A class absent from prediction and target gets 0 instead of NaN."),
         ("absent classes are NaN", iou.nan_to_num(1.0), "A class absent from prediction and target gets 1 instead of NaN."),
         ("predicted but never true gives 0, not NaN", torch.where(rows > 0, iou, torch.nan),
@@ -109,7 +104,7 @@ def _iou_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+IOU_FROM_CONFUSION = ExerciseSpec(
     name="iou_from_confusion",
     title="Per-class IoU from a confusion matrix, NaN for absent classes",
     notebook="ex04_iou",
@@ -124,7 +119,7 @@ register(ExerciseSpec(
     defines=("my_iou_from_confusion",),
     reference="unet_helpers/metrics.py: ConfusionMatrix.iou",
     next_steps="mIoU is the mean over classes where IoU is defined: `torch.nanmean`. Then do the dataset version below.",
-))
+)
 
 # ---------------------------------------------------------------------------------------------
 # dataset_iou: accumulate the counts over every batch, then divide once
@@ -196,7 +191,7 @@ def _dataset_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+DATASET_IOU = ExerciseSpec(
     name="dataset_iou",
     title="IoU over a whole dataset: accumulate counts, divide once",
     notebook="ex04_iou",
@@ -213,4 +208,4 @@ register(ExerciseSpec(
     defines=("my_dataset_iou",),
     reference="unet_helpers/metrics.py: ConfusionMatrix.update",
     next_steps="split the same data into batches of 1 and of 8: your result does not change; the per-batch mean does.",
-))
+)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..metrics import ConfusionMatrix
 from .core import Property, PropertyFailed, call_learner
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import close, generator
 
 K = 3
@@ -151,7 +151,7 @@ def _step_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+TRAINING_STEP = ExerciseSpec(
     name="train_step",
     title="One training step",
     notebook="ex05_training_loop",
@@ -168,7 +168,7 @@ register(ExerciseSpec(
     reference="unet_helpers/train.py: train_one_epoch",
     next_steps="finish `my_evaluate` below; the last cell then trains a small U-Net on 8 images with your two "
                "functions (over-fitting a few images is the first test of any training loop).",
-))
+)
 
 # ---------------------------------------------------------------------------------------------
 # evaluate: model.eval(), no gradients, loss weighted by batch size, IoU from summed counts
@@ -268,7 +268,7 @@ def _evaluate_properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+EVALUATION = ExerciseSpec(
     name="evaluate",
     title="Evaluation pass: eval mode, no gradients, dataset-level metrics",
     notebook="ex05_training_loop",
@@ -283,4 +283,4 @@ register(ExerciseSpec(
     defines=("my_evaluate",),
     reference="unet_helpers/train.py: evaluate",
     next_steps="call `my_evaluate` twice in a row: the numbers are identical, because eval mode leaves BatchNorm alone.",
-))
+)

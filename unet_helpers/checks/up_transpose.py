@@ -13,9 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..blocks import Up, align_to
-from .blocks import _build, check_up_shapes, compare_up_block  # the same inputs, building and comparison as the bilinear Up (ex02)
+from .blocks import build_module, check_up_shapes, compare_up_block  # the same inputs, building and comparison as the bilinear Up (ex02)
 from .core import Property, PropertyFailed
-from .exercise import ExerciseSpec, register
+from .spec import ExerciseSpec
 from .tools import randomize_
 
 _ARGS = (8, 6, 5)  # in_channels, skip_channels, out_channels: ConvTranspose2d(8 -> 4), DoubleConv(6 + 4 -> 5)
@@ -29,11 +29,11 @@ def _transposed(module: nn.Module) -> list[nn.ConvTranspose2d]:
 
 
 def _builds(cls: type) -> None:
-    _build(cls, *_ARGS)
+    build_module(cls, *_ARGS)
 
 
 def _structure(cls: type) -> None:
-    layers = _transposed(_build(cls, *_ARGS))
+    layers = _transposed(build_module(cls, *_ARGS))
     if not layers:
         raise PropertyFailed("MyUpTranspose(8, 6, 5) has no ConvTranspose2d: it up-samples with a fixed interpolation "
                              "(nn.Upsample / F.interpolate), which has no weights to learn.", "no ConvTranspose2d",
@@ -56,7 +56,7 @@ def _structure(cls: type) -> None:
 
 
 def _concat_channels(cls: type) -> None:
-    convs = [m for m in _build(cls, *_ARGS).modules() if isinstance(m, nn.Conv2d)]
+    convs = [m for m in build_module(cls, *_ARGS).modules() if isinstance(m, nn.Conv2d)]
     wanted = _ARGS[1] + _HALF
     if not convs:
         raise PropertyFailed("MyUpTranspose(8, 6, 5) has no Conv2d layer.", 0, f"a DoubleConv({wanted}, 5)")
@@ -136,7 +136,7 @@ def _properties() -> list[Property]:
     ]
 
 
-register(ExerciseSpec(
+UP_TRANSPOSE = ExerciseSpec(
     name="up_transpose",
     title="Up-block with a transposed convolution",
     notebook="ex07_transposed_up",
@@ -157,4 +157,4 @@ register(ExerciseSpec(
     reference="unet_helpers/blocks.py: Up(up_mode='transpose')",
     next_steps="the cells below put your block into a U-Net and compare it with bilinear up-sampling.",
     answer_kind="class",
-))
+)

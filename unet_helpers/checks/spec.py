@@ -1,0 +1,39 @@
+"""``ExerciseSpec``: everything that defines one exercise (each exercise module defines one or two).
+
+The catalogue of all exercises, in notebook order, is ``checks/catalogue.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .core import Property
+
+
+@dataclass(frozen=True)
+class ExerciseSpec:
+    """Everything that defines one exercise.
+
+    Args:
+        name: the name passed to ``exercise(...)``, e.g. ``"dice_loss"``.
+        title: one line, e.g. ``"Soft multi-class Dice loss"``.
+        notebook: stem of the notebook in ``solutions/`` and ``exercises/``, e.g. ``"ex03_dice_loss"``.
+        task: Markdown: what to write and its signature.
+        properties: builds the list of properties a correct answer has (called at each check).
+        hints: increasingly concrete hints.
+        defines: names the solution cell defines (``"my_dice_loss"``), to find it in the notebook.
+        reference: where the package's own version lives, e.g. ``"unet_helpers/losses.py: dice_loss"``.
+        next_steps: what to look at once the check passes.
+        answer_kind: ``"function"`` or ``"class"`` (an ``nn.Module`` subclass, not an instance).
+    """
+
+    name: str
+    title: str
+    notebook: str
+    task: str
+    properties: Callable[[], list[Property]]
+    hints: tuple[str, ...]
+    defines: tuple[str, ...]
+    reference: str
+    next_steps: str = ""
+    answer_kind: str = "function"
