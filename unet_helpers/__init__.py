@@ -17,6 +17,7 @@ from .datasets import (
 )
 from .download import DatasetUnavailableError, dataset_dir, download_dataset, verify_dataset
 from .elastic import ElasticDeform, elastic_warp
+from .export import OnnxMetadata, export_checkpoint, export_onnx
 from .inference import predict, predict_tiled, tile_boxes
 from .inspector import InspectorSettings, MaskReport, inspect_masks
 from .losses import (
@@ -30,6 +31,7 @@ from .losses import (
     pixel_cross_entropy,
 )
 from .metrics import ConfusionMatrix, confusion_matrix, iou_per_class
+from .onnx_predict import OnnxPredictor
 from .train import evaluate, fit, make_loader
 from .transforms import Compose, RandomCrop, RandomFlipRotate
 from .unet import UNet, UNetConfig, count_parameters, unet_from_config
@@ -65,6 +67,8 @@ __all__ = [
     "elastic_warp",
     "ElasticDeform",
     "evaluate",
+    "export_checkpoint",
+    "export_onnx",
     "fit",
     "get_device",
     "inspect_masks",
@@ -72,6 +76,8 @@ __all__ = [
     "load_checkpoint",
     "make_loader",
     "NUCLEI_CLASSES",
+    "OnnxMetadata",
+    "OnnxPredictor",
     "nuclei_dataset",
     "nuclei_instances",
     "pixel_cross_entropy",
