@@ -8,7 +8,8 @@ non-convolution work is paid in the time but not counted, as it should be for "h
 machine does training use". The sgemm rate is ``torch.mm`` of two ``N x N`` float32 matrices
 (``2 N**3`` FLOPs), timed as one more candidate in the same interleaved rounds, so that a busy
 spell of the shared machine lowers both; each share is the median over rounds of the paired
-per-round ratio.
+per-round ratio. ``torch.mm`` runs MKL's sgemm, the convolutions run oneDNN's kernels; so the same
+product is also timed as a 1x1 convolution (oneDNN), and the shares are given against both.
 
 Part ``share``: base 16, depth 4, 3 -> 3 classes, 128x128, batch 8: our ``UNet`` with bilinear
 up-sampling (its default) and with ``up_mode="transpose"``, and MONAI's ``BasicUNet`` (deconv, the
@@ -46,7 +47,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "MONAI BasicUNet deconv": lambda: monai_basic_unet(IN_CHANNELS, CLASSES, base=BASE, up_mode="transpose"),
 }
 UP_MODES = ("bilinear", "transpose")
-SGEMM = "sgemm"
+SGEMM, ONEDNN = "sgemm", "oneDNN 1x1 convolution GEMM"
 
 
 def batch(size: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +73,20 @@ def sgemm(n: int) -> tuple[Callable[[], None], int]:
     return (lambda: torch.mm(a, b, out=out)), 2 * n**3
 
 
+def onednn_gemm(n: int) -> tuple[Callable[[], None], int]:
+    """The same ``n x n x n`` product as a 1x1 convolution (oneDNN's kernels, which the U-Nets' convolutions
+    use; ``torch.mm`` goes to MKL), as a function to time, and its FLOPs."""
+    g = torch.Generator().manual_seed(2)
+    conv = nn.Conv2d(n, n, kernel_size=1, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(1, n, 32, n // 32, generator=g).contiguous(memory_format=torch.channels_last)  # n pixels
+
+    def step() -> None:
+        with torch.no_grad():
+            conv(x)
+
+    return step, 2 * n**3
+
+
 def timed(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
     """Seconds per call of every step, interleaved, after a warm-up round that also sizes the samples."""
     probe = interleaved(steps, repeats=1, warmup=1)
@@ -91,31 +106,41 @@ def run_share(size: int, batch_size: int, gemm_n: int, repeats: int) -> dict:
             model = build().to(memory_format=memory_format)
             steps[f"{name}|{layout}"] = training_step(model, x.contiguous(memory_format=memory_format), y)
     steps[SGEMM], gemm_flops = sgemm(gemm_n)
+    steps[ONEDNN], _ = onednn_gemm(gemm_n)
     seconds = timed(steps, repeats)
     gemm_rates = [gemm_flops / s for s in seconds[SGEMM]]
-    rows, shares = [], {}
+    onednn_rates = [gemm_flops / s for s in seconds[ONEDNN]]
+    rows, shares, onednn_shares = [], {}, {}
     for name in MODELS:
         for layout in LAYOUTS:
             key = f"{name}|{layout}"
             per_round = [flops[name] / s / rate for s, rate in zip(seconds[key], gemm_rates)]  # paired, per round
             shares[key] = statistics.median(per_round)
+            onednn_shares[key] = statistics.median(flops[name] / s / rate for s, rate in zip(seconds[key], onednn_rates))
             gain = paired_ratio(seconds[f"{name}|default"], seconds[key]) if layout == "channels_last" else None
             rows.append([
                 name, layout, f"{flops[name] / 1e9:.1f}", rate_cell(seconds[key], batch_size),
                 rate_cell(seconds[key], flops[name] / 1e9, 1), f"**{100 * shares[key]:.0f} %** ({100 * min(per_round):.0f}-{100 * max(per_round):.0f})",
-                "-" if gain is None else f"{gain:.2f}",
+                f"{100 * onednn_shares[key]:.0f} %", "-" if gain is None else f"{gain:.2f}",
             ])
-    rows.append([f"sgemm {gemm_n}x{gemm_n} (torch.mm)", "-", f"{gemm_flops / 1e9:.1f}", "-", rate_cell(seconds[SGEMM], gemm_flops / 1e9, 1), "100 %", "-"])
+    onednn_vs_mm = statistics.median(m / o for m, o in zip(seconds[SGEMM], seconds[ONEDNN]))
+    rows.append([f"sgemm {gemm_n}x{gemm_n} (torch.mm, MKL)", "-", f"{gemm_flops / 1e9:.1f}", "-",
+                 rate_cell(seconds[SGEMM], gemm_flops / 1e9, 1), "100 %", f"{100 / onednn_vs_mm:.0f} %", "-"])
+    rows.append([f"the same product as a 1x1 convolution (oneDNN)", "-", f"{gemm_flops / 1e9:.1f}", "-",
+                 rate_cell(seconds[ONEDNN], gemm_flops / 1e9, 1), f"{100 * onednn_vs_mm:.0f} %", "100 %", "-"])
     text = (
         f"Training step (forward, cross-entropy, backward, Adam) at {size}x{size}, batch {batch_size}, base {BASE}, depth 4, "
         f"{IN_CHANNELS} -> {CLASSES} classes, {torch.get_num_threads()} threads. GFLOP per step: `FlopCounterMode` on one "
         "forward + backward (convolutions and their gradients). GFLOP/s: counted FLOPs / step time, median over "
         f"{repeats} interleaved rounds (slowest-fastest); share of sgemm: median of the per-round ratio to the "
-        "sgemm rate measured in the same round (range over rounds). Last column: step time default / channels-last "
-        "(> 1: channels-last faster).\n\n"
-        + markdown_table(["model", "layout", "GFLOP per step", "images/s", "GFLOP/s", "share of sgemm", "channels-last / default"], rows)
+        "sgemm rate (`torch.mm`, which PyTorch hands to MKL) measured in the same round (range over rounds); the next "
+        "column is the same against the same product run by oneDNN as a 1x1 convolution (the library the U-Nets' "
+        "convolutions use). Last column: step time default / channels-last (> 1: channels-last faster).\n\n"
+        + markdown_table(["model", "layout", "GFLOP per step", "images/s", "GFLOP/s", "share of sgemm",
+                          "share of oneDNN GEMM", "channels-last / default"], rows)
     )
-    return {"markdown": text, "seconds": seconds, "flops": flops, "sgemm_flops": gemm_flops, "shares": shares}
+    return {"markdown": text, "seconds": seconds, "flops": flops, "sgemm_flops": gemm_flops, "shares": shares,
+            "onednn_shares": onednn_shares}
 
 
 def run_layouts(sizes: list[int], batch_sizes: list[int], up_modes: list[str], repeats: int) -> dict:
