@@ -6,6 +6,8 @@ Parts (all but ``course`` run by default):
 - ``metrics``: ``ConfusionMatrix`` vs torchmetrics and a naive loop (``bench_metrics.py``)
 - ``tiled``: ``predict_tiled`` vs MONAI's sliding window vs whole image (``bench_tiled_memory.py``)
 - ``accuracy``: seconds for ``python -m unet_helpers train`` to reach mIoU 0.9 / 0.95 (``bench_train_synthetic.py``)
+- ``flops``: training FLOP/s as a share of the sgemm rate; channels-last vs default by size and batch (``bench_flops.py``)
+- ``onnx``: ONNX Runtime vs PyTorch inference of one exported U-Net, 1 and 2 threads (``bench_onnx.py``)
 - ``course`` (only with ``--course``): every notebook under nbval, and ``make test`` (``bench_course.py``)
 
 Each part writes ``benchmarks/results/PART.md`` and ``PART.json`` (with the machine, the date and
@@ -30,18 +32,22 @@ import torch
 from _common import ROOT, load_average, machine_info, paired_ratio
 
 import bench_course
+import bench_flops
 import bench_metrics
+import bench_onnx
 import bench_throughput
 import bench_tiled_memory
 import bench_train_synthetic
 
-PARTS = ("train", "infer", "metrics", "tiled", "accuracy", "course")
+PARTS = ("train", "infer", "metrics", "tiled", "accuracy", "flops", "onnx", "course")
 TITLES = {
     "train": "Training throughput: our UNet vs MONAI BasicUNet",
     "infer": "Inference throughput: our UNet vs MONAI BasicUNet",
     "metrics": "Metric accumulation: ConfusionMatrix vs torchmetrics MulticlassJaccardIndex",
     "tiled": "Tiled inference: predict_tiled vs MONAI sliding_window_inference",
     "accuracy": "Time to accuracy: the train command on the synthetic shapes",
+    "flops": "Training FLOP/s as a share of sgemm, and channels-last by size and batch",
+    "onnx": "ONNX Runtime vs PyTorch inference of an exported U-Net",
     "course": "The course: every notebook under nbval, and make test",
 }
 SHARED_LOAD = 2.5  # above this load average (on 2 cores) other jobs were competing for the CPU
@@ -124,6 +130,40 @@ def part_accuracy(args: argparse.Namespace) -> dict:
             "goals": [goal("synthetic mIoU 0.9 in under a minute on 2 cores", met, detail)]}
 
 
+def part_flops(args: argparse.Namespace) -> dict:
+    repeats = args.repeats or (1 if args.quick else 5)
+    sizes, batches, modes = ([64], [2], ["bilinear"]) if args.quick else ([64, 128, 256], [1, 2, 8], list(bench_flops.UP_MODES))
+    result = bench_flops.run_part(["share", "layouts"], repeats, sizes=sizes, batch_sizes=batches, up_modes=modes)
+    return {**result, "goals": flops_goals(result["layouts"]["ratios"])}
+
+
+def flops_goals(ratios: dict[str, float]) -> list[dict]:
+    """The layout goal of the flops part, from its ``{"up_mode|size|batch": default / channels-last}`` ratios."""
+    losers = []
+    for key, ratio in ratios.items():
+        up_mode, size, batch = key.split("|")
+        if ratio < 1:
+            losers.append(f"{up_mode} {size}x{size} batch {batch} ({ratio:.3f})")
+    return [goal(
+        "channels-last training faster than the default layout at every measured size, batch and up_mode "
+        "(needed to make it fit's default unconditionally)", not losers,
+        f"slower at {len(losers)} of {len(ratios)}: {', '.join(losers)}" if losers else f"faster at all {len(ratios)} measured",
+    )]
+
+
+def part_onnx(args: argparse.Namespace) -> dict:
+    if args.quick:
+        result = bench_onnx.run_part(1, inputs=((128, 2),), threads=(1,))
+    else:
+        result = bench_onnx.run_part(args.repeats or 5)
+    worst = max(c["max_abs_diff"] / c["tolerance"] for c in result["agreement"].values())
+    flips = sum(c["ids_differing_off_ties"] for c in result["agreement"].values())
+    return {**result, "goals": [goal(
+        "exported ONNX model agrees with PyTorch (logits within tolerance, identical class ids off near-ties)",
+        worst <= 1 and flips == 0, f"largest difference {worst:.3f} of the tolerance, {flips} class ids differ",
+    )]}
+
+
 def part_course(args: argparse.Namespace) -> dict:
     if args.quick:
         return {"markdown": "Quick run: the course part needs a full `make test` session (or `--course-junit`).",
@@ -138,6 +178,8 @@ RUNNERS = {
     "metrics": part_metrics,
     "tiled": part_tiled,
     "accuracy": part_accuracy,
+    "flops": part_flops,
+    "onnx": part_onnx,
     "course": part_course,
 }
 

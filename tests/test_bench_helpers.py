@@ -56,4 +56,31 @@ def test_runner_quick_metrics_writes_results_and_benchmarks_md(tmp_path):
     text = out.read_text()
     assert "## Metric accumulation: ConfusionMatrix vs torchmetrics MulticlassJaccardIndex" in text
     assert "| naive per-class loop |" in text and "Quick smoke run: not a measurement" in text
-    assert "Not measured yet: train, infer, tiled, accuracy, course." in text
+    assert "Not measured yet: train, infer, tiled, accuracy, flops, onnx, course." in text
+
+
+def test_flop_count_is_the_convolution_and_its_weight_gradient():
+    import bench_flops
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    x, y = torch.randn(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    forward = 2 * 2 * 8 * 8 * 4 * 3 * 9  # 2 FLOPs per multiply-add, N * H * W * C_out * C_in * 3 * 3
+    assert bench_flops.training_flops(conv, x, y) == 2 * forward  # + grad of the weight; the input needs none
+    assert conv.weight.grad is None
+    assert bench_flops.sgemm(8)[1] == 2 * 8**3
+
+
+def test_onnx_agreement_counts_flipped_class_ids():
+    import bench_onnx
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    shifted = torch.nn.Conv2d(3, 3, 1)
+    shifted.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 8, 8)
+    same = bench_onnx.agreement(model, shifted, x)
+    assert same == {**same, "max_abs_diff": 0.0, "ids_differing_off_ties": 0, "near_tie_pixels": 0}
+    with torch.no_grad():
+        shifted.bias[0] += 100.0  # class 0 wins everywhere in the "exported" copy
+        expected = int((model(x).argmax(1) != 0).sum())
+    flipped = bench_onnx.agreement(model, shifted, x)
+    assert flipped["ids_differing_off_ties"] == expected > 0 and flipped["max_abs_diff"] > 99

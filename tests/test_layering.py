@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "unet_helpers"
-WINGS = ("inspector", "realdata", "views", "cli", "checks", "course")
+WINGS = ("inspector", "realdata", "views", "cli", "checks", "course", "deploy")
 ALLOWED_WING_IMPORTS = {
     ("cli", "inspector"),  # the inspect command
     ("cli", "course"),  # the progress command
     ("cli", "realdata"),  # training on the shared real datasets
+    ("cli", "deploy"),  # the export command, predict --onnx
     ("course", "checks"),  # the exercise generator and progress runner know the catalogue
     ("checks", "realdata"),  # the hard exercise's reference protocol
 }

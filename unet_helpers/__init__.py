@@ -11,6 +11,8 @@ from .blocks import DoubleConv, Down, Up, align_to
 from .boundary import boundary_f1, boundary_map
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SHAPE_CLASSES, ArrayDataset, split_indices, stack_dataset, synthetic_segmentation
+from .deploy.export import OnnxMetadata, export_checkpoint, export_onnx
+from .deploy.onnx_runtime import OnnxPredictor
 from .folder import SegmentationFolder
 from .inference import predict, predict_tiled, tile_boxes
 from .inspector import InspectorSettings, MaskReport, inspect_masks
@@ -83,6 +85,8 @@ __all__ = [
     "make_loader",
     "MaskReport",
     "NUCLEI_CLASSES",
+    "OnnxMetadata",
+    "OnnxPredictor",
     "nuclei_dataset",
     "nuclei_instances",
     "pixel_cross_entropy",

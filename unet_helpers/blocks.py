@@ -78,11 +78,18 @@ def align_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     one short. Padding at the bottom/right puts every up-sampled pixel back over the input pixels
     it came from (re-interpolating the whole map to the new size would shift all of them).
 
+    Under ``torch.export`` (ONNX export, ``deploy/export.py``) the graph must serve every input size, so
+    it may not branch on this size's ``dh, dw``: it always pads, by amounts that are symbols of the
+    input size (0 for even sizes). Inside a U-Net the up-sampled map is never larger than its skip,
+    so the crop is not needed there.
+
     Shape:
         - Input: ``(N, C, h, w)``
         - Output: ``(N, C, *size)``
     """
     dh, dw = size[0] - x.shape[-2], size[1] - x.shape[-1]
+    if torch.compiler.is_exporting():
+        return F.pad(x, (0, dw, 0, dh), mode="replicate")  # (N, C, *size) for every size, odd or even
     if dh < 0 or dw < 0:
         x = x[..., : size[0], : size[1]]
         dh, dw = max(dh, 0), max(dw, 0)
