@@ -17,6 +17,7 @@ from .datasets import (
 )
 from .download import DatasetUnavailableError, dataset_dir, download_dataset, verify_dataset
 from .elastic import ElasticDeform, elastic_warp
+from .encoders import EncoderUNet, EncoderUNetConfig
 from .inference import predict, predict_tiled, tile_boxes
 from .inspector import InspectorSettings, MaskReport, inspect_masks
 from .losses import (
@@ -64,6 +65,8 @@ __all__ = [
     "download_dataset",
     "elastic_warp",
     "ElasticDeform",
+    "EncoderUNet",
+    "EncoderUNetConfig",
     "evaluate",
     "fit",
     "get_device",

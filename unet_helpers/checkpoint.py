@@ -15,15 +15,27 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .encoders.unet import EncoderUNetConfig, encoder_unet_from_config
 from .unet import UNetConfig, unet_from_config
 
 FORMAT = "unet_helpers.checkpoint/1"
+# The models a checkpoint can rebuild: architecture name -> (its config class, builder from the config's dict).
+# A file without an "architecture" entry (written before EncoderUNet existed) holds a UNet.
+ARCHITECTURES = {
+    "UNet": (UNetConfig, unet_from_config),
+    "EncoderUNet": (EncoderUNetConfig, encoder_unet_from_config),
+}
+
+
+def _architecture(model: nn.Module) -> str | None:
+    model = model.module if hasattr(model, "module") else model
+    config = getattr(model, "config", None)
+    return next((name for name, (kind, _) in ARCHITECTURES.items() if isinstance(config, kind)), None)
 
 
 def _config_dict(model: nn.Module) -> dict | None:
     model = model.module if hasattr(model, "module") else model
-    config = getattr(model, "config", None)
-    return asdict(config) if isinstance(config, UNetConfig) else None
+    return asdict(model.config) if _architecture(model) is not None else None
 
 
 _PLAIN = (type(None), bool, int, float, str)
@@ -64,7 +76,8 @@ def save_checkpoint(
 
     Args:
         path: file to write (its folder is created).
-        model: the model (a ``UNet`` stores its configuration, so it can be rebuilt from the file).
+        model: the model (a ``UNet`` or ``EncoderUNet`` stores its architecture and configuration,
+            so it can be rebuilt from the file).
         optimizer, scheduler: optional, for resuming.
         epoch: the last finished epoch.
         history: the list returned by ``fit``.
@@ -84,6 +97,7 @@ def save_checkpoint(
     plain = model.module if hasattr(model, "module") else model
     state = {
         "format": FORMAT,
+        "architecture": _architecture(plain),
         "model_config": _config_dict(plain),
         "model_state": plain.state_dict(),
         "optimizer_state": None if optimizer is None else optimizer.state_dict(),
@@ -119,7 +133,9 @@ def load_checkpoint(
 
     Args:
         path: the file.
-        model: the model to load into; ``None`` rebuilds a ``UNet`` from the stored configuration.
+        model: the model to load into; ``None`` rebuilds it from the stored architecture and
+            configuration (a ``UNet`` or an ``EncoderUNet``; the latter without reading the ImageNet
+            weights, which the checkpoint holds already).
         optimizer, scheduler: loaded too when given (for resuming training).
         map_location: where tensors go (default CPU).
 
@@ -141,12 +157,16 @@ def load_checkpoint(
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a unet_helpers checkpoint (expected format {FORMAT!r})")
     saved_config = state["model_config"]
+    architecture = state.get("architecture", "UNet" if saved_config is not None else None)
     if model is None:
-        if saved_config is None:
-            raise ValueError(f"{path} holds weights of a model that is not a UNet; pass model=... to load it")
-        model = unet_from_config(saved_config)
+        if saved_config is None or architecture not in ARCHITECTURES:
+            raise ValueError(f"{path} holds weights of a model that is not a UNet or EncoderUNet; pass model=... to load it")
+        model = ARCHITECTURES[architecture][1](saved_config)
     else:
         current = _config_dict(model)
+        if saved_config is not None and current is not None and architecture != _architecture(model):
+            raise ValueError(f"checkpoint {path} holds a {architecture} but the model is a {_architecture(model)}; "
+                             "build the same architecture, or load with model=None to rebuild it")
         if saved_config is not None and current is not None and saved_config != current:
             raise ValueError(
                 f"checkpoint {path} was saved for a different model: {_describe_mismatch(saved_config, current)}. "
