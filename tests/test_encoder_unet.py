@@ -166,3 +166,25 @@ def test_unet_checkpoints_still_load(tmp_path):
     del legacy["architecture"]  # files written before EncoderUNet existed
     torch.save(legacy, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt")["model"].config == unet.config
+
+
+def test_predict_command_works_unchanged_on_an_encoder_unet_checkpoint(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from unet_helpers.cli import main
+    from unet_helpers.inference import predict, predict_tiled
+
+    torch.manual_seed(0)
+    net = EncoderUNet(in_channels=1, num_classes=2, decoder_widths=(16, 16, 8, 8, 8))
+    ckpt = save_checkpoint(tmp_path / "best.pt", net, extra={"normalize": "unit"})
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("big", (70, 150)), ("small", (40, 50))):
+        Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(images / f"{name}.png")
+    assert main(["predict", str(ckpt), str(images), str(tmp_path / "out"), "--tile", "64", "--quiet"]) == 0
+    for name, tiled in (("big", True), ("small", False)):
+        image = torch.from_numpy(np.array(Image.open(images / f"{name}.png"))).float()[None] / 255  # (1, H, W)
+        expected = predict_tiled(net, image, tile=64, overlap=0.25, batch_size=4) if tiled else predict(net, image)
+        assert np.array_equal(np.array(Image.open(tmp_path / "out" / f"{name}.png")), expected.numpy())
