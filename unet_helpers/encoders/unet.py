@@ -30,7 +30,7 @@ import torch.nn as nn
 from .._validate import require_positive_int, require_tensor  # LAYOUT: move to unet_helpers.validate
 from ..blocks import UP_MODES, Up
 from .efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0
-from .weights import adapt_stem, load_imagenet_weights
+from .weights import load_imagenet_weights, require_stem_channels
 
 ENCODERS = ("efficientnet-lite0",)
 ENCODER_STRIDE = 32  # the encoder halves the image five times
@@ -94,7 +94,7 @@ class EncoderUNet(nn.Module):
         if up_mode not in UP_MODES:
             raise ValueError(f"up_mode must be one of {UP_MODES}; got {up_mode!r}")
         if pretrained:
-            adapt_stem(torch.zeros(1, 3, 1, 1), in_channels)  # refuses channel counts the weights cannot serve
+            require_stem_channels(in_channels)  # before building anything
         self.config = EncoderUNetConfig(encoder, bool(pretrained), in_channels, num_classes, decoder_widths, up_mode)
 
         self.encoder = EfficientNetLite0(in_channels, classifier=False)

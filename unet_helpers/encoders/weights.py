@@ -125,12 +125,15 @@ def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     Raises:
         ValueError: ``in_channels`` is neither 1 nor 3.
     """
-    if in_channels == 3:
-        return weight
-    if in_channels == 1:
-        return weight.sum(dim=1, keepdim=True)  # (32, 1, 3, 3)
-    raise ValueError(f"the ImageNet weights have an RGB stem and can be adapted to 1 (gray) or 3 input channels; "
-                     f"got in_channels={in_channels}. Convert the images to gray or RGB, or use pretrained=False")
+    require_stem_channels(in_channels)
+    return weight if in_channels == 3 else weight.sum(dim=1, keepdim=True)  # (32, in_channels, 3, 3)
+
+
+def require_stem_channels(in_channels: int) -> None:
+    """Raise ``ValueError`` unless the RGB stem of the ImageNet weights can serve ``in_channels`` (1 or 3)."""
+    if in_channels not in (1, 3):
+        raise ValueError(f"the ImageNet weights have an RGB stem and can be adapted to 1 (gray) or 3 input channels; "
+                         f"got in_channels={in_channels}. Convert the images to gray or RGB, or use pretrained=False")
 
 
 def load_imagenet_weights(model: EfficientNetLite0, path: str | Path | None = None) -> EfficientNetLite0:
@@ -184,7 +187,7 @@ def efficientnet_lite0(pretrained: bool = True, in_channels: int = 3, classifier
         classifier: keep the ImageNet head and classifier (``False`` for an encoder).
         path: a weight file instead of the package's.
     """
-    if pretrained and in_channels not in (1, 3):
-        adapt_stem(torch.zeros(1, 3, 1, 1), in_channels)  # raises the explanation
+    if pretrained:
+        require_stem_channels(in_channels)
     model = EfficientNetLite0(in_channels=in_channels, classifier=classifier)
     return load_imagenet_weights(model, path) if pretrained else model
