@@ -1,6 +1,8 @@
 # The course in two commands:
 #   make lab    set up .venv (first time only) and start JupyterLab on notebooks/
 #   make test   set up .venv with the test extras, then run every test (unit, notebooks, browser)
+# and, for segmentation_models_pytorch, a second environment (see README, "The smp environment"):
+#   make test-smp   set up .venv-smp (torch 2.14.1 + torchvision, smp, timm), then run tests/smp/
 # Needs only Python >= 3.10 with venv. Override the interpreter with `make PYTHON=python3.11 ...`.
 
 PYTHON ?= python3
@@ -14,7 +16,8 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 
-.PHONY: lab test test-fast test-unit test-notebooks setup setup-test exercises notebooks sync bench bench-real clean
+.PHONY: lab test test-fast test-unit test-notebooks setup setup-test setup-smp test-smp exercises notebooks sync \
+	bench bench-real bench-pretrained clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +32,27 @@ $(VENV)/.test: $(VENV)/.course requirements-test.txt
 
 setup: $(VENV)/.course
 setup-test: $(VENV)/.test
+
+# The smp environment: smp needs torchvision, and torchvision 0.29.1 needs torch 2.14.1 (it does not
+# load beside 2.13.0), so it gets its own venv: requirements-smp.txt first (also the constraints file,
+# so nothing pulls another torch), then the course requirements without their torch pin, then the package.
+VENV_SMP ?= .venv-smp
+SMP_BIN := $(VENV_SMP)/bin
+SMP_PIP := $(SMP_BIN)/python -m pip
+
+$(VENV_SMP)/.smp: requirements-smp.txt requirements.txt pyproject.toml
+	test -x $(SMP_BIN)/python || $(PYTHON) -m venv $(VENV_SMP)
+	$(SMP_PIP) install --disable-pip-version-check -r requirements-smp.txt -c requirements-smp.txt
+	sed '/^torch==/d' requirements.txt > $(VENV_SMP)/requirements-course.txt
+	$(SMP_PIP) install --disable-pip-version-check -r $(VENV_SMP)/requirements-course.txt -c requirements-smp.txt
+	$(SMP_PIP) install --disable-pip-version-check --no-deps -e .
+	touch $@
+
+setup-smp: $(VENV_SMP)/.smp
+
+# tests/smp/ skip in `make test` (no smp there); here a missing smp or timm fails them.
+test-smp: $(VENV_SMP)/.smp
+	UNET_SMP_REQUIRED=1 $(SMP_BIN)/python -m pytest -q tests/smp
 
 lab: $(VENV)/.course
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
@@ -56,6 +80,10 @@ bench: $(VENV)/.test
 bench-real: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_real_data.py
 
+# Our U-Net, EncoderUNet and smp's models on the real data, one budget (needs the smp environment).
+bench-pretrained: $(VENV_SMP)/.smp
+	$(SMP_BIN)/python benchmarks/bench_pretrained.py --threads 1
+
 # Regenerate exercises/ from the marked solution regions in solutions/ (never edit exercises/ by hand).
 exercises: $(VENV)/.course
 	$(BIN)/python -m unet_helpers.course.build
@@ -71,4 +99,4 @@ notebooks: $(VENV)/.test
 	$(BIN)/python tools/execute_notebooks.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV_SMP) .pytest_cache .hypothesis

@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import calls_for, interleaved, machine_line, markdown_table, paired_ratio, rate_cell
 from bench_throughput import LAYOUTS, training_step
 
-from unet_helpers.reference import monai_basic_unet
+from unet_helpers.realdata.references import monai_basic_unet
 from unet_helpers.unet import UNet
 
 IN_CHANNELS, CLASSES, BASE = 3, 3, 16

@@ -254,6 +254,12 @@ def assemble(results_dir: Path, out: Path) -> None:
     if real.exists():
         text += ["## Real data", "", "Our U-Net and MONAI's trained on one budget on the two real datasets: "
                  "see [benchmarks/results/real_data.md](benchmarks/results/real_data.md) (`bench_real_data.py`).", ""]
+    pretrained = ROOT / "benchmarks" / "results" / "pretrained.md"
+    if pretrained.exists():
+        text += ["Our U-Net, `EncoderUNet` (EfficientNet-Lite0, ImageNet-pretrained and from scratch) and smp's `Unet`, "
+                 "`DeepLabV3Plus` and `Segformer` on one budget, with all and with few training images: see "
+                 "[benchmarks/results/pretrained.md](benchmarks/results/pretrained.md) (`bench_pretrained.py`, run in the "
+                 "smp environment: `make bench-pretrained`).", ""]
     out.write_text("\n".join(text))
 
 

@@ -65,7 +65,7 @@ def test_refuses_non_checkpoints_and_arbitrary_pickles(tmp_path):
 def test_non_unet_model_needs_model_argument(tmp_path):
     conv = torch.nn.Conv2d(1, 2, 1)
     path = save_checkpoint(tmp_path / "c.pt", conv)
-    with pytest.raises(ValueError, match="not a UNet; pass model="):
+    with pytest.raises(ValueError, match="not a UNet or EncoderUNet; pass model="):
         load_checkpoint(path)
     other = torch.nn.Conv2d(1, 2, 1)
     assert torch.equal(load_checkpoint(path, other)["model"].weight, conv.weight)

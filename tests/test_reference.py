@@ -80,3 +80,32 @@ def test_train_on_budget_batches_do_not_depend_on_the_builder():
     assert seen[0][1]["steps"] == 4 and len(seen[0][1]["history"]) == 2
     first, again = seen[0][1]["model"].state_dict(), seen[2][1]["model"].state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)  # same seed, same builder: same weights
+
+
+def test_train_on_budget_gives_each_parameter_group_its_rate():
+    from unet_helpers.encoders import encoder_parameter_groups
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.head = torch.nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+
+    images, masks = synthetic_segmentation(16, size=16, seed=0)
+    torch.manual_seed(0)
+    start = Tiny().state_dict()
+    groups = lambda model, lr: encoder_parameter_groups(model, lr, encoder_lr_scale=1e-9)  # encoder all but frozen
+
+    def build():
+        model = Tiny()
+        model.load_state_dict(start)
+        return model
+
+    run = train_on_budget(build, ArrayDataset(images, masks), 3, epochs=2, parameter_groups=groups)
+    moved = {k: float((v - start[k]).abs().max()) for k, v in run["model"].state_dict().items()}
+    assert moved["encoder.weight"] < 1e-8 and moved["head.weight"] > 1e-3
+    plain = train_on_budget(build, ArrayDataset(images, masks), 3, epochs=2)
+    assert float((plain["model"].encoder.weight.detach() - start["encoder.weight"]).abs().max()) > 1e-3

@@ -13,6 +13,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SHAPE_CLASSES, ArrayDataset, split_indices, stack_dataset, synthetic_segmentation
 from .deploy.export import OnnxMetadata, export_checkpoint, export_onnx
 from .deploy.onnx_runtime import OnnxPredictor
+from .encoders import EncoderUNet, EncoderUNetConfig
 from .folder import SegmentationFolder
 from .inference import predict, predict_tiled, tile_boxes
 from .inspector import InspectorSettings, MaskReport, inspect_masks
@@ -72,10 +73,14 @@ __all__ = [
     "download_dataset",
     "elastic_warp",
     "ElasticDeform",
+    "EncoderUNet",
+    "EncoderUNetConfig",
     "EpochRecord",
     "EpochShuffle",
     "evaluate",
     "Evaluation",
+    "export_checkpoint",
+    "export_onnx",
     "fit",
     "get_device",
     "inspect_masks",
@@ -85,10 +90,10 @@ __all__ = [
     "make_loader",
     "MaskReport",
     "NUCLEI_CLASSES",
-    "OnnxMetadata",
-    "OnnxPredictor",
     "nuclei_dataset",
     "nuclei_instances",
+    "OnnxMetadata",
+    "OnnxPredictor",
     "pixel_cross_entropy",
     "PixelCrossEntropy",
     "predict",

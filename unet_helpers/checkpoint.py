@@ -15,16 +15,26 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .encoders.unet import EncoderUNetConfig, encoder_unet_from_config
 from .records import EpochRecord, History
 from .runtime import unwrap_model
 from .unet import UNetConfig, unet_from_config
 
 FORMAT = "unet_helpers.checkpoint/2"
+# The models a checkpoint can rebuild: architecture name -> (its config class, builder from the config's dict).
+ARCHITECTURES = {
+    "UNet": (UNetConfig, unet_from_config),
+    "EncoderUNet": (EncoderUNetConfig, encoder_unet_from_config),
+}
+
+
+def _architecture(model: nn.Module) -> str | None:
+    config = getattr(unwrap_model(model), "config", None)
+    return next((name for name, (kind, _) in ARCHITECTURES.items() if isinstance(config, kind)), None)
 
 
 def _config_dict(model: nn.Module) -> dict | None:
-    config = getattr(unwrap_model(model), "config", None)
-    return asdict(config) if isinstance(config, UNetConfig) else None
+    return asdict(unwrap_model(model).config) if _architecture(model) is not None else None
 
 
 _PLAIN = (type(None), bool, int, float, str)
@@ -65,7 +75,8 @@ def save_checkpoint(
 
     Args:
         path: file to write (its folder is created).
-        model: the model (a ``UNet`` stores its configuration, so it can be rebuilt from the file).
+        model: the model (a ``UNet`` or ``EncoderUNet`` stores its architecture and configuration,
+            so it can be rebuilt from the file).
         optimizer, scheduler: optional, for resuming.
         epoch: the last finished epoch.
         history: the list of ``EpochRecord`` returned by ``fit`` (stored in its JSON form).
@@ -92,6 +103,7 @@ def save_checkpoint(
     plain = unwrap_model(model)
     state = {
         "format": FORMAT,
+        "architecture": _architecture(plain),
         "model_config": _config_dict(plain),
         "model_state": plain.state_dict(),
         "optimizer_state": None if optimizer is None else optimizer.state_dict(),
@@ -127,7 +139,9 @@ def load_checkpoint(
 
     Args:
         path: the file.
-        model: the model to load into; ``None`` rebuilds a ``UNet`` from the stored configuration.
+        model: the model to load into; ``None`` rebuilds it from the stored architecture and
+            configuration (a ``UNet`` or an ``EncoderUNet``; the latter without reading the ImageNet
+            weights, which the checkpoint holds already).
         optimizer, scheduler: loaded too when given (for resuming training).
         map_location: where tensors go (default CPU).
 
@@ -151,12 +165,16 @@ def load_checkpoint(
         older = " (written by an older unet_helpers: retrain, or load it with that version)" if found else ""
         raise ValueError(f"{path} is not a unet_helpers checkpoint of format {FORMAT!r}; found {found!r}{older}")
     saved_config = state["model_config"]
+    architecture = state.get("architecture")
     if model is None:
-        if saved_config is None:
-            raise ValueError(f"{path} holds weights of a model that is not a UNet; pass model=... to load it")
-        model = unet_from_config(saved_config)
+        if saved_config is None or architecture not in ARCHITECTURES:
+            raise ValueError(f"{path} holds weights of a model that is not a UNet or EncoderUNet; pass model=... to load it")
+        model = ARCHITECTURES[architecture][1](saved_config)
     else:
         current = _config_dict(model)
+        if saved_config is not None and current is not None and architecture != _architecture(model):
+            raise ValueError(f"checkpoint {path} holds a {architecture} but the model is a {_architecture(model)}; "
+                             "build the same architecture, or load with model=None to rebuild it")
         if saved_config is not None and current is not None and saved_config != current:
             raise ValueError(
                 f"checkpoint {path} was saved for a different model: {_describe_mismatch(saved_config, current)}. "

