@@ -158,14 +158,16 @@ def test_checkpoint_rebuilds_the_encoder_unet_without_the_weights_package(tmp_pa
         load_checkpoint(path, UNet(1, 3, base=4, depth=2))
 
 
-def test_unet_checkpoints_still_load(tmp_path):
+def test_unet_checkpoints_load_and_a_file_without_its_architecture_is_refused(tmp_path):
     unet = UNet(1, 2, base=4, depth=2)
     path = save_checkpoint(tmp_path / "u.pt", unet)
     assert isinstance(load_checkpoint(path)["model"], UNet)
-    legacy = torch.load(path, weights_only=True)
-    del legacy["architecture"]  # files written before EncoderUNet existed
-    torch.save(legacy, tmp_path / "old.pt")
-    assert load_checkpoint(tmp_path / "old.pt")["model"].config == unet.config
+    broken = torch.load(path, weights_only=True)
+    del broken["architecture"]  # every file of this format names its architecture
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="not a UNet or EncoderUNet; pass model="):
+        load_checkpoint(tmp_path / "broken.pt")
+    assert load_checkpoint(tmp_path / "broken.pt", UNet(1, 2, base=4, depth=2))["model"].config == unet.config
 
 
 def test_predict_command_works_unchanged_on_an_encoder_unet_checkpoint(tmp_path):
