@@ -117,10 +117,26 @@ def make_venv(path: Path) -> Path:
 
 
 def safe_env(**extra: str) -> dict[str, str]:
-    """The environment for commands in a clean venv: nothing of ours on the path, threads capped.
-
-    ``PYTHONSAFEPATH`` keeps Python from putting the working directory first on ``sys.path``, so a
-    command run in the repository imports the *installed* package, never the source tree.
-    """
+    """The environment for commands in a clean venv: no ``PYTHONPATH`` (nothing of ours on the path)
+    and no other venv. Run such commands outside the repository, or (pytest) check where the
+    package came from: ``python -m``/``-c`` put the working directory first on ``sys.path``."""
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}}
-    return {**env, "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
+    return {**env, **extra}
+
+
+# A pytest plugin (``-p installed_package``) that stops the session unless ``unet_helpers`` is
+# imported from the environment's site-packages rather than from the source tree.
+INSTALLED_PACKAGE_PLUGIN = """\
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def pytest_sessionstart(session):
+    import unet_helpers
+    where = Path(unet_helpers.__file__).resolve()
+    if Path(sys.prefix).resolve() not in where.parents:
+        pytest.exit(f"unet_helpers was imported from {where}, not from the installed package in {sys.prefix}", 3)
+    print(f"unet_helpers imported from {where.parent}")
+"""
