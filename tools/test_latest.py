@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         # The pytest script (not `python -m pytest`, which puts the repository first on sys.path):
         # the tests import the installed package; the plugin stops the run if they do not.
         pytest = [workdir / "venv" / "bin" / "pytest", "-q", "-p", "no:cacheprovider", "-p", "installed_package"]
-        env = safe_env(PYTHONPATH=str(plugins))
+        # An installed package finds no solutions/ beside it; the exercise checks are told where it is.
+        env = safe_env(PYTHONPATH=str(plugins), UNET_SOLUTIONS_DIR=str(ROOT / "solutions"))
         with timer.step("unit tests (not browser, not venv)"):
             run([*pytest, "-m", "not browser and not venv", "tests", *args.pytest_args], cwd=ROOT, env=env)
         with timer.step("doctests of the installed package"):

@@ -48,4 +48,6 @@ html_theme_options = {
     "launch_buttons": {"colab_url": "https://colab.research.google.com"},
     "show_toc_level": 2,
     "home_page_in_toc": True,
+    # pydata-sphinx-theme 0.20 adds a header bar with a second search box; the sidebar has one.
+    "navbar_persistent": [],
 }
