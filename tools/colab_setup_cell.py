@@ -22,6 +22,11 @@ will build" stay on top), or updates it in place; running it twice changes nothi
 recognised by its tag ``course-setup``; it also carries ``nbval-ignore-output``, since what it
 prints depends on the environment. Exercises are generated from ``solutions/``: insert the cell
 there and run ``make exercises``.
+
+Not verified here (no Colab from this machine), for phase 2: whether Colab renders the live views
+(ipywidgets 8) without ``google.colab.output.enable_custom_widget_manager()``; and
+``exercise(...).solution()`` in an installed package, which finds no ``solutions/`` beside it
+(``UNET_SOLUTIONS_DIR``) and so falls back to naming the package's own implementation.
 """
 from __future__ import annotations
 
