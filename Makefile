@@ -100,3 +100,31 @@ notebooks: $(VENV)/.test
 
 clean:
 	rm -rf $(VENV) $(VENV_SMP) .pytest_cache .hypothesis
+
+# --- Website and fresh-environment checks (issue 17) ------------------------------------------
+# The course's GitHub repository, for the "Open in Colab" links and the site's repository button
+# (a placeholder until the course is published): make site COURSE_REPO_URL=https://github.com/ME/COURSE
+COURSE_REPO_URL ?= https://github.com/OWNER/unet-course
+COURSE_REPO_BRANCH ?= main
+export COURSE_REPO_URL COURSE_REPO_BRANCH
+
+.PHONY: site test-package test-latest
+
+$(VENV)/.site: $(VENV)/.course requirements-site.txt
+	$(PIP) install --disable-pip-version-check -r requirements-site.txt -c constraints.txt
+	touch $@
+
+# requirements-test.txt includes requirements-site.txt (the site's browser test).
+$(VENV)/.test: requirements-site.txt
+
+# The website from the stored, executed notebooks (never re-executed) into _build/site.
+site: $(VENV)/.site
+	$(BIN)/python tools/build_site.py --out _build/site
+
+# Build the wheel and sdist, install the wheel into a clean venv, run the CLI and a short train.
+test-package: $(VENV)/.test
+	$(BIN)/python tools/test_package.py
+
+# The unit tests against the newest releases the dependency ranges allow (torch pinned).
+test-latest: $(VENV)/.test
+	$(BIN)/python tools/test_latest.py
