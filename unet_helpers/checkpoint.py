@@ -172,7 +172,7 @@ def load_checkpoint(
         model = ARCHITECTURES[architecture][1](saved_config)
     else:
         current = _config_dict(model)
-        if saved_config is not None and current is not None and architecture != _architecture(model):
+        if architecture is not None and current is not None and architecture != _architecture(model):
             raise ValueError(f"checkpoint {path} holds a {architecture} but the model is a {_architecture(model)}; "
                              "build the same architecture, or load with model=None to rebuild it")
         if saved_config is not None and current is not None and saved_config != current:
