@@ -252,7 +252,7 @@ def test_sstem_crops_five_classes(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "data"), "--class-names", names, "--crop", "64", "--val-crop", "128",
                  "--val-names", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--out", str(run), *TINY]) == 0
     line = json.loads((run / "metrics.jsonl").read_text())
-    assert len(line["val_iou"]) == 5
+    assert len(line["val"]["iou"]) == 5
     pred = tmp_path / "pred"
     assert main(["predict", str(run / "last.pt"), str(tmp_path / "data" / "images"), str(pred), "--tile", "128", "--quiet"]) == 0
     assert np.array(Image.open(pred / "16.png")).shape == (280, 320)
