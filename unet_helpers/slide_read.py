@@ -168,8 +168,15 @@ class TiffSlide:
         self._decoded[row] = out
         return out
 
+    @property
+    def memory_mapped(self) -> bool:
+        """Whether the pixels are read through a memory map (uncompressed, contiguous data)."""
+        return self._map is not None
+
     def read_rows(self, top: int, bottom: int) -> np.ndarray:
         """Rows ``top`` to ``bottom`` (exclusive), ``(bottom - top, W, C)`` in the file's dtype."""
+        if not 0 <= top < bottom <= self.height:
+            raise ValueError(f"rows {top}..{bottom} are not inside {self.path} (height {self.height})")
         if self._map is not None:
             band = self._mapped[:, top:bottom]  # (planes, rows, W, samples), a view of the file
         else:
