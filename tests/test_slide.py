@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from unet_helpers import UNet
 from unet_helpers.inference import predict_tiled, tile_boxes
-from unet_helpers.slide import partial_folder, predict_slide, stream_probabilities, tile_grid
+from unet_helpers.slide import partial_folder, predict_slide, should_stream, stream_probabilities, tile_grid
 from unet_helpers.slide_read import ArraySlide
 
 
@@ -262,3 +262,8 @@ def test_predict_slide_never_overwrites(model, tmp_path):
     assert (tmp_path / "taken.ome.tif").read_bytes() == b"mine"
     with pytest.raises(ValueError, match="class_values must hold 3 values"):
         predict_slide(model, source, tmp_path / "out.ome.tif", tile=32, progress=False, class_values=[0, 255])
+
+
+def test_should_stream_reads_only_the_header(tmp_path):
+    write_tiff(tmp_path / "small.tif", image(64, 64))
+    assert not should_stream(tmp_path / "small.tif") and should_stream(tmp_path / "small.tif", threshold=64 * 64 - 1)

@@ -42,10 +42,11 @@ from tqdm.auto import tqdm
 
 from ._validate import require_positive_int  # LAYOUT: move to unet_helpers.validate
 from .inference import blend_window, in_layout, scores_to_probs, tile_boxes  # LAYOUT: in_layout moves to runtime.py
-from .slide_read import DEFAULT_MAX_PIXELS, ArraySlide, TiffSlide, channel_statistics, model_rows, open_slide
+from .slide_read import DEFAULT_MAX_PIXELS, ArraySlide, TiffSlide, channel_statistics, model_rows, open_slide, slide_size
 from .slide_write import PartialResult, write_ome_tiff
 
 Slide = ArraySlide | TiffSlide
+STREAM_ABOVE_PIXELS = 4096 * 4096  # above this, predict streams: predict_tiled would hold ~20 bytes per pixel
 
 
 def tile_grid(height: int, width: int, tile: int | tuple[int, int], overlap: float) -> tuple[list[int], list[int], int, int]:
@@ -212,6 +213,16 @@ def _new_partial(
 def _stored_values(partial: PartialResult) -> np.ndarray:
     """Class id -> the value written for it, ``(K,)`` in the result's dtype."""
     return np.asarray(partial.state["class_values"], partial.ids_dtype)
+
+
+def should_stream(path: str | Path, threshold: int = STREAM_ABOVE_PIXELS) -> bool:
+    """Whether an image file is large enough for ``predict_slide`` (more than ``threshold`` pixels).
+
+    Reads only the file's header (``slide_read.slide_size``), so it works on images Pillow would
+    refuse to open.
+    """
+    height, width = slide_size(path)
+    return height * width > threshold
 
 
 def partial_folder(output: str | Path) -> Path:
