@@ -267,3 +267,25 @@ def test_predict_slide_never_overwrites(model, tmp_path):
 def test_should_stream_reads_only_the_header(tmp_path):
     write_tiff(tmp_path / "small.tif", image(64, 64))
     assert not should_stream(tmp_path / "small.tif") and should_stream(tmp_path / "small.tif", threshold=64 * 64 - 1)
+
+
+def test_the_predict_command_call_on_a_checkpoint_and_a_bigtiff(model, tmp_path):
+    """predict_slide called as the predict command calls it: a checkpoint, its extra, a BigTIFF, 0/255 values."""
+    from unet_helpers.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(3)
+    net = UNet(1, 2, base=4, depth=2).eval()
+    save_checkpoint(tmp_path / "best.pt", net, extra={"normalize": "unit", "class_names": ["background", "nucleus"]})
+    loaded = load_checkpoint(tmp_path / "best.pt")
+    checkpoint_model, extra = loaded["model"], loaded["extra"]
+    array = image(260, 190, seed=8)
+    source = write_tiff(tmp_path / "slide.tif", array, bigtiff=True, tile=(32, 32), compression="zlib")
+    out = tmp_path / "preds" / "slide.ome.tif"
+    out.parent.mkdir()
+    summary = predict_slide(
+        checkpoint_model, source, out, tile=64, overlap=0.25, batch_size=4, channels=checkpoint_model.config.in_channels,
+        normalize=extra["normalize"], class_values=[0, 255], class_names=extra["class_names"], progress=False,
+    )
+    ids = predict_tiled(net, as_tensor(array), tile=64, overlap=0.25, batch_size=4)
+    np.testing.assert_array_equal(tifffile.imread(out), np.array([0, 255], np.uint8)[ids.numpy()])
+    assert summary.class_counts == [int((ids == 0).sum()), int((ids == 1).sum())]

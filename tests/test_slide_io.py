@@ -163,3 +163,8 @@ def test_partial_result_round_trip_and_ome_tiff(tmp_path):
         PartialResult.resume(tmp_path / "q", {})
     with pytest.raises(ValueError, match="nothing to resume"):
         PartialResult.resume(tmp_path / "none", {})
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not a partial result"):
+        PartialResult.create(tmp_path / "users", 3, 3, np.uint8, 0, {}, [0, 1])
+    assert (tmp_path / "users" / "notes.txt").read_text() == "mine"

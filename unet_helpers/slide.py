@@ -1,8 +1,8 @@
 """Streaming tiled inference for whole slides: memory bounded by one band of tiles, not the image.
 
 The large-image part of ``notebooks/08_large_images.ipynb``. ``predict_tiled`` (``inference.py``)
-keeps the whole image and a ``(K, H, W)`` sum of probabilities in memory: about 13 GB for a
-32768 x 32768 slide with 3 classes. ``stream_probabilities`` runs the very same tiles (``tile_boxes``),
+keeps the whole image and a ``(K, H, W)`` sum of probabilities in memory: for a 32768 x 32768
+slide with 3 classes the sum alone is 3 x 32768**2 x 4 bytes = 12.9 GB. ``stream_probabilities`` runs the very same tiles (``tile_boxes``),
 with the same window (``blend_window``), in the same batches and the same order, but keeps only the
 rows that tiles still to come can touch:
 
@@ -46,7 +46,7 @@ from .slide_read import DEFAULT_MAX_PIXELS, ArraySlide, TiffSlide, channel_stati
 from .slide_write import PartialResult, write_ome_tiff
 
 Slide = ArraySlide | TiffSlide
-STREAM_ABOVE_PIXELS = 4096 * 4096  # above this, predict streams: predict_tiled would hold ~20 bytes per pixel
+STREAM_ABOVE_PIXELS = 4096 * 4096  # above this the predict command streams (predict_tiled's buffers grow with the area)
 
 
 def tile_grid(height: int, width: int, tile: int | tuple[int, int], overlap: float) -> tuple[list[int], list[int], int, int]:
@@ -62,6 +62,23 @@ def tile_grid(height: int, width: int, tile: int | tuple[int, int], overlap: flo
     rows = tile_boxes(height, 1, tile, overlap)  # one (top, 0, tile_h, 1) per tile row
     columns = tile_boxes(1, width, tile, overlap)  # one (0, left, 1, tile_w) per tile column
     return [box[0] for box in rows], [box[1] for box in columns], rows[0][2], columns[0][3]
+
+
+def first_batch(tops: Sequence[int], columns: int, tile_h: int, start_row: int, batch_size: int) -> int:
+    """Index of the first tile of the batch holding the first tile that reaches ``start_row`` or below.
+
+    Rows from ``start_row`` down receive their terms from that tile on; running from the start of
+    its batch keeps every batch as it was in a full run (so the model sees the same batches).
+
+    >>> first_batch([0, 96, 172], 2, 128, 100, 4)  # tile row 0 ends at 128 > 100: from the start
+    0
+    >>> first_batch([0, 96, 172], 2, 128, 130, 4), first_batch([0, 96, 172], 2, 128, 130, 3)
+    (0, 0)
+    >>> first_batch([0, 96, 172, 250], 2, 128, 240, 3)
+    3
+    """
+    row = next((r for r, top in enumerate(tops) if top + tile_h > start_row), len(tops))
+    return min(len(tops) * columns, row * columns // batch_size * batch_size)
 
 
 def _model_device(model: nn.Module) -> torch.device:  # LAYOUT: runtime.model_device
@@ -107,8 +124,7 @@ def stream_probabilities(
     tops, lefts, tile_h, tile_w = tile_grid(height, width, tile, overlap)
     window = blend_window(tile_h, tile_w, blend)  # (h, w)
     columns, count = len(lefts), len(tops) * len(lefts)
-    first = next((i for i, top in enumerate(tops) if top + tile_h > start_row), len(tops)) * columns
-    first = first // batch_size * batch_size  # the batch the first needed tile ran in
+    first = first_batch(tops, columns, tile_h, start_row, batch_size)
     batches = range(first, count, batch_size)
     capacity = max(  # rows one batch can touch, from the top of its first tile row
         (tops[(min(lo + batch_size, count) - 1) // columns] + tile_h - tops[lo // columns] for lo in batches), default=0
@@ -185,7 +201,7 @@ class SlideSummary:
         tiles: tiles of the whole slide; ``tiles_run``: those run by this call (fewer when resumed).
         resumed_from_row: the first row this call computed (0 for a fresh start).
         seconds: wall time of the call.
-        class_counts: pixels per class id, ``[n_0, n_1, ...]``.
+        class_counts: pixels per class, ``[n_0, n_1, ...]`` (classes written with the same value share a count).
     """
 
     output: Path
@@ -306,8 +322,7 @@ def predict_slide(
         start_row = partial.rows_done if partial is not None else 0
         tops, lefts, tile_h, _ = tile_grid(slide.height, slide.width, tile, overlap)
         count = len(tops) * len(lefts)
-        first = next((i for i, top in enumerate(tops) if top + tile_h > start_row), len(tops)) * len(lefts)
-        skipped = min(count, first // batch_size * batch_size)
+        skipped = first_batch(tops, len(lefts), tile_h, start_row, batch_size)
         statistics = channel_statistics(slide, channels) if normalize == "per_image" and start_row < slide.height else None
         bar = tqdm(total=count, initial=skipped, unit="tile", desc=output.name, disable=not progress, leave=False)
         try:
@@ -322,10 +337,14 @@ def predict_slide(
                 if probabilities:
                     quantized = probs.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()  # (rows, W, K)
                 partial.write_band(top, _stored_values(partial)[ids], quantized)
+        except BaseException:  # interrupted or failed: the finished bands stay on disk to resume from
+            if partial is not None:
+                partial.close()
+            raise
         finally:
             bar.close()
     lookup = _stored_values(partial)
-    counts = np.zeros(int(lookup.max()) + 1, np.int64)
+    counts = np.zeros(int(lookup.max()) + 1, np.int64)  # pixels per stored value, 1024 rows at a time
     for top in range(0, partial.height, 1024):
         counts += np.bincount(partial.read_ids(top, min(top + 1024, partial.height)).ravel(), minlength=counts.size)
     write_ome_tiff(output, partial, class_names=class_names)

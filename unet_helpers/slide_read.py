@@ -199,6 +199,8 @@ class TiffSlide:
         if self._map is None:
             self._decoded = {r: v for r, v in self._decoded.items() if (r + 1) * self._segment_h > bottom}
             return
+        if not hasattr(self._map, "madvise"):  # Windows: the kernel trims the mapping when it needs to
+            return
         plane_bytes = self.height * self._row_bytes
         for plane in range(self._planes):
             start = self._offset + plane * plane_bytes

@@ -99,6 +99,8 @@ class PartialResult:
         """
         folder = Path(folder)
         if folder.exists():
+            if not (folder / "state.json").is_file():
+                raise ValueError(f"{folder} exists and is not a partial result of predict_slide; move it away or choose another output")
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         state = {
