@@ -184,7 +184,7 @@ class PartialResult:
         row_bytes = self._row_bytes(False)
         if step == 1:
             data = os.pread(self._ids, (bottom - top) * row_bytes, top * row_bytes)
-            return np.frombuffer(data, self.ids_dtype).reshape(-1, self.width)
+            return np.frombuffer(data, self.ids_dtype).reshape(-1, self.width)  # (rows, W)
         rows = [np.frombuffer(os.pread(self._ids, row_bytes, y * row_bytes), self.ids_dtype) for y in range(top, bottom, step)]
         return np.stack(rows)  # (rows, W)
 
@@ -192,7 +192,7 @@ class PartialResult:
         """Probabilities (uint8) of rows ``top .. bottom - 1``, ``(rows, W, K)``."""
         row_bytes = self._row_bytes(True)
         data = os.pread(self._probs, (bottom - top) * row_bytes, top * row_bytes)
-        return np.frombuffer(data, np.uint8).reshape(-1, self.width, self.probability_channels)
+        return np.frombuffer(data, np.uint8).reshape(-1, self.width, self.probability_channels)  # (rows, W, K)
 
     def close(self) -> None:
         """Close the files (the folder stays, to resume from)."""
