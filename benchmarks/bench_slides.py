@@ -14,9 +14,9 @@ channels-last layout (MONAI's predictor converts them, like ours), probabilities
 The model is a random-weight ``UNet(1, 2, base=8, depth=4)`` (seed 0; speed and memory do not
 depend on the weights) so that 32768 x 32768 (29,241 tiles) finishes in about an hour.
 
-Every measurement is one fresh Python process: peak RSS is the child's ``ru_maxrss`` from
-``os.wait4`` (the whole process: Python, PyTorch, model, image, buffers), "before" is its resident
-set after loading the model and a warm-up on a 512 x 512 image; seconds are of the measured call
+Every measurement is one fresh Python process: peak RSS is the child's ``VmHWM`` (the whole
+process: Python, PyTorch, model, image, buffers; not ``ru_maxrss``, see ``spawn``), "before" is its
+resident set after loading the model and a warm-up on a 512 x 512 image; seconds are of the measured call
 only, as wall time and as the process's CPU time (``time.process_time``; on a shared machine the
 wall time also holds the time other jobs had the cores, the CPU time does not). Before a run, the peak is estimated from the side's largest run so far (its bytes per pixel
 above the baseline, times the new size) or from a first guess; a run whose estimate exceeds
@@ -82,10 +82,10 @@ def synthetic_slide(path: Path, size: int) -> Path:
     return path
 
 
-def resident_mib() -> float:
-    """This process's resident set in MiB."""
+def memory_mib(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (resident at most) of this process in MiB, from /proc."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -128,15 +128,20 @@ def worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         warm = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
         run_side(args.worker, model, warm, Path(tmp) / "warm.ome.tif")
-    baseline = resident_mib()
+    baseline = memory_mib("VmRSS")
     began, cpu = time.perf_counter(), time.process_time()
     run_side(args.worker, model, Path(args.image), Path(args.out))
     seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
-    print(json.dumps({"baseline_mib": baseline, "seconds": seconds, "cpu_seconds": cpu_seconds}))
+    print(json.dumps({"baseline_mib": baseline, "peak_mib": memory_mib("VmHWM"), "seconds": seconds, "cpu_seconds": cpu_seconds}))
 
 
 def spawn(side: str, image: Path, out: Path, args: argparse.Namespace) -> dict:
-    """One measurement in a fresh process; its own numbers plus the peak RSS from ``os.wait4``."""
+    """One measurement in a fresh process: its own numbers (peak = its ``VmHWM``).
+
+    ``ru_maxrss`` from ``os.wait4`` is kept as ``ru_maxrss_mib`` but not used: on Linux it keeps the
+    high-water mark of the process image before ``exec``, a copy of this parent, so it can never
+    be lower than the parent's resident set when the child was forked.
+    """
     command = [sys.executable, __file__, "--worker", side, "--image", str(image), "--out", str(out), "--threads", str(args.threads)]
     load_start = load_average()
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
@@ -146,7 +151,7 @@ def spawn(side: str, image: Path, out: Path, args: argparse.Namespace) -> dict:
         stdout.seek(0)
         stderr.seek(0)
         printed, errors = stdout.read(), stderr.read()
-    record = {"peak_mib": usage.ru_maxrss / 1024, "load_start": load_start, "load_end": load_average()}
+    record = {"ru_maxrss_mib": usage.ru_maxrss / 1024, "load_start": load_start, "load_end": load_average()}
     if child.returncode != 0:
         reason = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit code {child.returncode}"
         return {**record, "failed": f"{reason}: {errors.strip().splitlines()[-1] if errors.strip() else ''}"}
@@ -277,7 +282,7 @@ def markdown(args: argparse.Namespace, report: dict, found: list[dict]) -> str:
         f"Random-weight `UNet(1, 2, base=8, depth=4)`; synthetic uint8 grayscale slides in uncompressed BigTIFF; tiles {TILE}, "
         f"overlap {OVERLAP}, Gaussian blending, {BATCH} tiles per batch; each run end to end (read, predict, write the class "
         "ids as a tiled zlib TIFF; streaming also writes its pyramid) in a fresh process. Peak RSS is the whole process "
-        "(`ru_maxrss`); \"before\" is after loading the model and a 512x512 warm-up. A side is not run where its "
+        "(its `VmHWM`); \"before\" is after loading the model and a 512x512 warm-up. A side is not run where its "
         f"estimated peak (its bytes per pixel at the largest size it ran, times the new size) exceeds {args.limit_gb} GiB "
         "(the machine has 24 GiB and no swap).\n\n"
         + markdown_table(["goal", "status", "measured"], goal_rows) + "\n\n" + markdown_table(header, rows) + "\n"
