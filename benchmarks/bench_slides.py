@@ -21,7 +21,8 @@ only, as wall time and as the process's CPU time (``time.process_time``; on a sh
 wall time also holds the time other jobs had the cores, the CPU time does not). Before a run, the peak is estimated from the side's largest run so far (its bytes per pixel
 above the baseline, times the new size) or from a first guess; a run whose estimate exceeds
 ``--limit-gb`` (20 of this machine's 24 GiB, which has no swap) is skipped and the estimate
-recorded, instead of letting the machine run out of memory.
+recorded, instead of letting the machine run out of memory; a watchdog polls every run's resident
+set and stops it above the limit, should an estimate be wrong.
 
 Slides are generated band by band into ``--slides-dir`` (default ``/tmp/unet_slides``; the
 32768 x 32768 one is 1 GiB; never inside the repository) and reused by later runs.
@@ -146,12 +147,27 @@ def spawn(side: str, image: Path, out: Path, args: argparse.Namespace) -> dict:
     load_start = load_average()
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         child = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
+        watched = Path(f"/proc/{child.pid}/status")
+        stopped = None
+        while True:  # a watchdog: a run that outgrows --limit-gb is stopped before the machine runs out
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                rss = next(int(line.split()[1]) for line in watched.read_text().splitlines() if line.startswith("VmRSS:")) / 2**20
+            except (OSError, StopIteration):
+                rss = 0.0
+            if rss > args.limit_gb and stopped is None:
+                stopped = f"stopped by the watchdog at {rss:.2f} GiB resident (> {args.limit_gb} GiB)"
+                child.kill()
+            time.sleep(0.5)
         child.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
         stderr.seek(0)
         printed, errors = stdout.read(), stderr.read()
     record = {"ru_maxrss_mib": usage.ru_maxrss / 1024, "load_start": load_start, "load_end": load_average()}
+    if stopped is not None:
+        return {**record, "failed": stopped}
     if child.returncode != 0:
         reason = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit code {child.returncode}"
         return {**record, "failed": f"{reason}: {errors.strip().splitlines()[-1] if errors.strip() else ''}"}
@@ -159,13 +175,17 @@ def spawn(side: str, image: Path, out: Path, args: argparse.Namespace) -> dict:
 
 
 def estimate_gib(side: str, size: int, runs: dict) -> float:
-    """Peak RSS a run of ``side`` at ``size`` is expected to need, from its largest run so far."""
+    """Peak RSS a run of ``side`` at ``size`` is expected to need, from its largest run so far.
+
+    What a side adds above its baseline is scaled by the area for in-memory and MONAI, and by the
+    width for streaming (its design; if that were wrong, ``spawn``'s watchdog stops the run).
+    """
     done = [(s, r) for (sd, s), rs in runs.items() for r in rs if sd == side and "failed" not in r and "skipped" not in r]
     if not done:
         return (400 + FIRST_GUESS_BYTES_PER_PIXEL[side] * size * size / 2**20) / 1024
     largest, run = max(done, key=lambda item: item[0])
-    per_pixel = max(0.0, run["peak_mib"] - run["baseline_mib"]) / largest**2
-    return (run["baseline_mib"] + per_pixel * size * size) / 1024
+    scale = size / largest if side == "streaming" else (size / largest) ** 2  # streaming: width; the others: area
+    return (run["baseline_mib"] + max(0.0, run["peak_mib"] - run["baseline_mib"]) * scale) / 1024
 
 
 def agreement(a: Path, b: Path) -> float:
@@ -195,7 +215,7 @@ def measure(args: argparse.Namespace, results_file: Path | None) -> dict:
                 out = model_dir / f"{side}_{size}.tif"
                 need = estimate_gib(side, size, runs)
                 if need > args.limit_gb:
-                    record = {"skipped": f"estimated peak {need:.1f} GiB > {args.limit_gb} GiB limit", "estimate_gib": need}
+                    record = {"skipped": f"estimated peak {need:.2f} GiB > {args.limit_gb} GiB limit", "estimate_gib": need}
                 else:
                     print(f"[slides] {side} {size}x{size} round {round_ + 1}, estimated {need:.1f} GiB ...", file=sys.stderr, flush=True)
                     record = {**spawn(side, image, out, args), "estimate_gib": need}
@@ -257,7 +277,7 @@ def markdown(args: argparse.Namespace, report: dict, found: list[dict]) -> str:
                 reason = records[0].get("skipped") or records[0].get("failed")
                 final = records[0].get("estimate_final_gib")
                 if final is not None:
-                    reason += f" (estimated from its largest run: {final:.1f} GiB)"
+                    reason += f" (estimated from its largest run: {final:.2f} GiB)"
                 rows.append([f"{size}x{size}", side, "-", "-", "-", "-", "-", f"not run: {reason}"])
                 continue
             seconds = sorted(r["seconds"] for r in done)
@@ -283,8 +303,8 @@ def markdown(args: argparse.Namespace, report: dict, found: list[dict]) -> str:
         f"overlap {OVERLAP}, Gaussian blending, {BATCH} tiles per batch; each run end to end (read, predict, write the class "
         "ids as a tiled zlib TIFF; streaming also writes its pyramid) in a fresh process. Peak RSS is the whole process "
         "(its `VmHWM`); \"before\" is after loading the model and a 512x512 warm-up. A side is not run where its "
-        f"estimated peak (its bytes per pixel at the largest size it ran, times the new size) exceeds {args.limit_gb} GiB "
-        "(the machine has 24 GiB and no swap).\n\n"
+        f"estimated peak (what it added above its baseline at the largest size it ran, scaled by the area; for streaming "
+        f"by the width) exceeds {args.limit_gb} GiB (the machine has 24 GiB and no swap); a watchdog stops any run above it.\n\n"
         + markdown_table(["goal", "status", "measured"], goal_rows) + "\n\n" + markdown_table(header, rows) + "\n"
     )
 
