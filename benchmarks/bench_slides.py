@@ -205,13 +205,26 @@ def measure(args: argparse.Namespace, results_file: Path | None) -> dict:
     args.slides_dir.mkdir(parents=True, exist_ok=True)
     runs: dict[tuple[str, int], list[dict]] = {}
     agree: dict[int, dict[str, float]] = {}
+    if args.continue_run and results_file is not None and results_file.exists():
+        earlier = json.loads(results_file.read_text())
+        for key, records in earlier["runs"].items():
+            side, size = key.split("@")
+            if int(size) in args.sizes and any("seconds" in r for r in records):
+                runs[(side, int(size))] = records
+        agree.update({int(size): value for size, value in earlier["agreement"].items() if int(size) in args.sizes})
+        args.meta["continued_from"] = f"{earlier['meta']['date']} (`{earlier['meta']['command']}`)"
+        print(f"[slides] --continue: keeping {len(runs)} measured side/size pairs from {results_file}", file=sys.stderr)
     report = {"runs": runs, "agreement": agree}
     order = [args.sizes[0], max(args.sizes)] + sorted(set(args.sizes) - {args.sizes[0], max(args.sizes)})
     for position, size in enumerate(dict.fromkeys(order)):
         image = synthetic_slide(args.slides_dir / f"slide_{size}.tif", size)
         rounds = args.repeats if position == 0 else 1
+        if all((side, size) in runs for side in SIDES if estimate_gib(side, size, runs) <= args.limit_gb):
+            continue  # measured in an earlier run (--continue)
         for round_ in range(rounds):
             for side in SIDES if round_ % 2 == 0 else reversed(SIDES):
+                if (side, size) in runs and round_ == 0 and any("seconds" in r for r in runs[(side, size)]):
+                    continue
                 out = model_dir / f"{side}_{size}.tif"
                 need = estimate_gib(side, size, runs)
                 if need > args.limit_gb:
@@ -305,6 +318,7 @@ def markdown(args: argparse.Namespace, report: dict, found: list[dict]) -> str:
         "(its `VmHWM`); \"before\" is after loading the model and a 512x512 warm-up. A side is not run where its "
         f"estimated peak (what it added above its baseline at the largest size it ran, scaled by the area; for streaming "
         f"by the width) exceeds {args.limit_gb} GiB (the machine has 24 GiB and no swap); a watchdog stops any run above it.\n\n"
+        + (f"Pairs measured before were kept from the run of {meta['continued_from']} (`--continue`).\n\n" if meta.get("continued_from") else "")
         + markdown_table(["goal", "status", "measured"], goal_rows) + "\n\n" + markdown_table(header, rows) + "\n"
     )
 
@@ -318,6 +332,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slides-dir", type=Path, default=Path("/tmp/unet_slides"))
     parser.add_argument("--results-dir", type=Path, help="default benchmarks/results (--quick: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 512 and 1024, one round")
+    parser.add_argument("--continue", dest="continue_run", action="store_true",
+                        help="keep the side/size pairs already measured in the results file and run only the others")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
