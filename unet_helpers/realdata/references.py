@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
+from ..encoders import efficientnet_lite0
 from ..loaders import make_loader
 from ..losses import CombinedLoss
 from ..runtime import seed_everything
@@ -119,8 +120,6 @@ def smp_efficientnet_lite0_unet(in_channels: int, num_classes: int, pretrained: 
     with internet, ``smp_model("Unet", ..., encoder="tu-tf_efficientnet_lite0", encoder_weights="imagenet")``
     gets timm's own copy of the same TensorFlow weights.
     """
-    from .encoders import efficientnet_lite0  # LAYOUT: realdata/references.py imports the library's encoders/
-
     model = smp_model("Unet", in_channels, num_classes, SMP_LITE0_ENCODER)
     if pretrained:
         ours = efficientnet_lite0(pretrained=True, in_channels=in_channels, classifier=False).state_dict()
