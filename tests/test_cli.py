@@ -135,7 +135,7 @@ def test_train_errors_are_one_line(tmp_path, capsys):
     assert "--val-names ['q'] are not images in" in run_error(capsys, ["train", "--data", d, "--classes", "2", "--val-names", "q", "--out", o])
     assert "no training images left after taking 2 for validation" in run_error(capsys, ["train", "--data", d, "--classes", "2", "--val-names", "a,b", "--out", o])
     err = run_error(capsys, ["train", "--data", d, "--mask-values", "0:0,255:1", "--val-names", "b", "--val-crop", "100", "--out", o, *TINY])
-    assert "--val-crop 100 is larger than the smallest validation image side (40 px)" in err
+    assert "--val-crop 100 is larger than the smallest validation image side (40 px, " in err and "b.png (40x48)); use --val-crop 40" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -252,7 +252,7 @@ def test_sstem_crops_five_classes(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "data"), "--class-names", names, "--crop", "64", "--val-crop", "128",
                  "--val-names", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--out", str(run), *TINY]) == 0
     line = json.loads((run / "metrics.jsonl").read_text())
-    assert len(line["val_iou"]) == 5
+    assert len(line["val"]["iou"]) == 5
     pred = tmp_path / "pred"
     assert main(["predict", str(run / "last.pt"), str(tmp_path / "data" / "images"), str(pred), "--tile", "128", "--quiet"]) == 0
     assert np.array(Image.open(pred / "16.png")).shape == (280, 320)
