@@ -16,7 +16,11 @@ import pytest
 from PIL import Image
 
 from unet_helpers.realdata import download, prepare
-from unet_helpers.realdata.download import DatasetUnavailableError, dataset_lock, download_dataset
+from unet_helpers.realdata.download import (
+    DatasetUnavailableError,
+    dataset_lock,
+    download_dataset,
+)
 from unet_helpers.realdata.prepare import ArchiveReader, decode_member, safe_sample_name
 
 NUCLEI, SSTEM = "dsb2018_nuclei_256", "drosophila_vnc_sstem"
@@ -175,7 +179,7 @@ def test_archive_reader_names_a_missing_member(tmp_path):
 class _ShortBody(http.server.BaseHTTPRequestHandler):
     """Announces 1 MB, sends 1000 bytes and closes: the client sees http.client.IncompleteRead."""
 
-    def do_GET(self):  # noqa: N802 - the http.server API
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Length", str(10**6))
         self.end_headers()
