@@ -279,3 +279,20 @@ def test_verify_reads_every_pair_and_checks_class_ids(tmp_path):
     dataset.verify(num_classes=2, ignore_index=7)
     dataset.verify(num_classes=8)
     dataset.verify()  # without num_classes: readable is enough
+
+
+def test_a_png_named_jpg_is_the_format_error_in_a_fresh_interpreter(tmp_path):
+    """Found by tests/fuzz: FORMATS pinned .jpg to ("JPEG", "MPO"), and Image.open raised KeyError('MPO')."""
+    import subprocess
+    import sys
+
+    Image.new("L", (8, 8)).save(tmp_path / "a.jpg", format="PNG")
+    code = ("from unet_helpers.folder import read_image, read_mask\n"
+            "for reader in (read_image, lambda p: read_mask(p, None)):\n"
+            "    try:\n"
+            "        reader(r'%s')\n"
+            "    except ValueError as error:\n"
+            "        print(error)\n") % (tmp_path / "a.jpg")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.count("a.jpg is a PNG file, not the JPEG its name says") >= 1, done.stdout

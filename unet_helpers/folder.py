@@ -58,9 +58,11 @@ from .transforms import PairTransform
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".gif")
 NORMALIZE_MODES = ("unit", "per_image", None)
-# The Pillow formats a file of each extension must be in (a JPEG renamed to .png is refused).
-FORMATS = {".png": ("PNG",), ".tif": ("TIFF",), ".tiff": ("TIFF",), ".jpg": ("JPEG", "MPO"),
-           ".jpeg": ("JPEG", "MPO"), ".bmp": ("BMP",), ".gif": ("GIF",)}
+# The Pillow formats a file of each extension must be in (a JPEG renamed to .png is refused). Only
+# registered openers: Pillow's JPEG opener also opens MPO files; "MPO" itself has no opener (a
+# KeyError from Image.open for any non-JPEG file named .jpg, found by tests/fuzz).
+FORMATS = {".png": ("PNG",), ".tif": ("TIFF",), ".tiff": ("TIFF",), ".jpg": ("JPEG",),
+           ".jpeg": ("JPEG",), ".bmp": ("BMP",), ".gif": ("GIF",)}
 GRAY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "HSV")  # 8-bit, Pillow converts them
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
