@@ -156,6 +156,9 @@ def _tampered(tmp_path, change):
     (lambda s: s["model_config"].update(extra_setting=1), r"unknown settings \['extra_setting'\]"),
     (lambda s: s["model_state"].update({"inc.net.0.weight": [1, 2]}), r"model_state\['inc.net.0.weight'\] is a list"),
     (lambda s: s.update(architecture="ResNet"), r"architecture 'ResNet'; known"),
+    # found by tests/fuzz: a tensor as the format raised "Boolean value of Tensor ... is ambiguous"
+    (lambda s: s.update(format=torch.zeros(3)), r"not a unet_helpers checkpoint of format .*; found 'Tensor'$"),
+    (lambda s: s.update(format=7), r"not a unet_helpers checkpoint of format .*; found 7$"),
 ])
 def test_malformed_content_is_one_clear_value_error(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):

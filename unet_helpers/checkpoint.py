@@ -262,10 +262,11 @@ def load_checkpoint(
     except Exception as error:  # unpickling refused, a corrupt or truncated file: torch raises many types
         detail = " ".join(str(error).split())[:300]
         raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {detail})") from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        older = " (written by an older unet_helpers: retrain, or load it with that version)" if found else ""
-        raise ValueError(f"{path} is not a unet_helpers checkpoint of format {FORMAT!r}; found {found!r}{older}")
+    found = state.get("format") if isinstance(state, dict) else None
+    if not isinstance(found, str) or found != FORMAT:  # compared only as a string: a tensor has no one truth value
+        older = " (written by an older unet_helpers: retrain, or load it with that version)" if isinstance(found, str) else ""
+        shown = found if found is None or isinstance(found, (str, int, float)) else type(found).__name__
+        raise ValueError(f"{path} is not a unet_helpers checkpoint of format {FORMAT!r}; found {shown!r}{older}")
     _check_layout(state, path)
     saved_config, architecture = state["model_config"], state["architecture"]
     if architecture is not None and architecture not in ARCHITECTURES:
