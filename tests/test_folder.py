@@ -296,3 +296,18 @@ def test_a_png_named_jpg_is_the_format_error_in_a_fresh_interpreter(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert done.stdout.count("a.jpg is a PNG file, not the JPEG its name says") >= 1, done.stdout
+
+
+# Found by tests/fuzz: Pillow's GIF plugin raised IndexError counting the frames of this file.
+FUZZED_GIF = ("R0lGODdhBQAGAIEAAAAnAAAAAAAIAAAAAAAsBgCBAAAAAAAAAAAIAAAAAAAsAAAAAJ6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6"
+              "enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6e"
+              "np6enp6enp6enp6enp6enp4FAAAAAABGRkZGBQAGAAAIDAABCBxIsKDBgwIDAgA7")
+
+
+def test_a_damaged_gif_is_the_unreadable_error_not_an_index_error(tmp_path):
+    import base64
+
+    path = tmp_path / "m.gif"
+    path.write_bytes(base64.b64decode(FUZZED_GIF))
+    with pytest.raises(ValueError, match=r"cannot read mask file .*m.gif: .*Hint: is it a valid, complete"):
+        read_mask(path, None)

@@ -67,8 +67,9 @@ GRAY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "HSV")  # 8-bit, Pillow converts them
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 MASK_MODES = ("1", "L", "P", "LA", "PA", "RGB", "RGBA", *SIXTEEN_BIT_MODES, "I")
-# What Pillow raises on a damaged or hostile file (a truncated stream, a bad chunk, a wrong length).
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# What Pillow raises on a damaged or hostile file (a truncated stream, a bad chunk, a wrong length;
+# IndexError: a truncated GIF asked for its frame count, found by tests/fuzz).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
 @dataclass(frozen=True)
