@@ -250,6 +250,14 @@ def assemble(results_dir: Path, out: Path) -> None:
     if notes.exists():
         text += [notes.read_text().strip(), ""]
     text += [section.strip() + "\n" for section in sections]
+    for name, title, text_ in (
+        ("slides", "Whole slides", "Peak memory and time of streaming inference (`predict_slide`) against in-memory "
+         "`predict_tiled` and MONAI's `sliding_window_inference`, 2048x2048 to 32768x32768"),
+        ("folder", "Folder throughput", "Images per second of `predict_files` (DataLoader reader processes) against the plain loop"),
+    ):
+        if (ROOT / "benchmarks" / "results" / f"{name}.md").exists():
+            text += [f"## {title}", "", f"{text_}: see [benchmarks/results/{name}.md](benchmarks/results/{name}.md) "
+                     f"(`bench_{name}.py`, hours on 2 cores; not part of `make bench`).", ""]
     real = ROOT / "benchmarks" / "results" / "real_data.md"
     if real.exists():
         text += ["## Real data", "", "Our U-Net and MONAI's trained on one budget on the two real datasets: "

@@ -14,14 +14,8 @@ import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-ON_CI = bool(os.environ.get("CI"))
+from support import skip_or_fail
 
-
-def skip_or_fail(reason: str) -> None:
-    """Skip locally, fail on CI."""
-    if ON_CI:
-        pytest.fail(f"required on CI but unavailable: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

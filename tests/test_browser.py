@@ -15,7 +15,7 @@ import pytest
 
 from browser import lab
 from browser.targets import METRIC_CLASS, METRIC_PLAYGROUND, METRIC_SLIDER, OTHER_VIEWS, TRAINING_DASHBOARD
-from conftest import skip_or_fail
+from support import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "browser"

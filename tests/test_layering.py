@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "unet_helpers"
-WINGS = ("inspector", "realdata", "views", "cli", "checks", "course", "deploy")
+WINGS = ("inspector", "realdata", "views", "cli", "checks", "course", "deploy", "slides")
 ALLOWED_WING_IMPORTS = {
     ("cli", "inspector"),  # the inspect command
     ("cli", "course"),  # the progress command

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import pytest
 
 from browser import lab, static_site
-from conftest import skip_or_fail
+from support import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "site"
