@@ -13,7 +13,8 @@ On each folder it runs ``train`` (one step of a tiny model), ``predict`` and ``i
 
 The number of generated cases is printed (``pytest -s`` or the ``-rA`` summary) and recorded as
 the test's ``generated_cases`` property (``--junitxml``). Settings: ``derandomize=True`` so every
-run (and CI) sees the same cases; about 40 s on one core (60 folders).
+run (and CI) sees the same cases; about 40 s on one core (60 folders). ``BAD_INPUT_SHOW=1`` also
+prints every distinct error line the commands gave.
 """
 import hashlib
 import io
