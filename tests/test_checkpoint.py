@@ -100,3 +100,80 @@ def test_a_unet_configuration_with_unknown_or_missing_settings_is_refused():
         unet_from_config(config)
     with pytest.raises(ValueError, match=r"missing \['up_mode'\]"):
         unet_from_config({k: v for k, v in UNet(1, 2, base=4, depth=2).config.__dict__.items() if k != "up_mode"})
+
+
+# -- malformed content, bounded configurations, safe writes (issue 15) ----------------------------
+
+
+def test_numpy_scalars_are_refused_before_the_previous_file_is_replaced(tmp_path):
+    import numpy as np
+
+    model = UNet(1, 2, base=4, depth=2)
+    path = save_checkpoint(tmp_path / "last.pt", model, extra={"best_miou": 0.5})
+    before = path.read_bytes()
+    for value, name in ((np.float64(0.7), "numpy.float64"), (np.int64(3), "numpy.int64"), (np.bool_(True), "numpy.bool")):
+        with pytest.raises(TypeError, match=rf"extra\['best_miou'\] is a {name}"):
+            save_checkpoint(path, model, extra={"best_miou": value})
+    assert path.read_bytes() == before and load_checkpoint(path)["extra"]["best_miou"] == 0.5
+
+
+def test_checkpoints_get_the_usual_file_mode_and_replace_a_symlink_instead_of_following_it(tmp_path):
+    import os
+    import stat
+
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").symlink_to(outside)
+    path = save_checkpoint(tmp_path / "run" / "last.pt", UNet(1, 2, base=4, depth=2))
+    assert outside.read_text() == "keep me" and not path.is_symlink()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask != 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+
+
+def _tampered(tmp_path, change):
+    state = torch.load(save_checkpoint(tmp_path / "good.pt", UNet(1, 2, base=4, depth=2)), weights_only=True)
+    change(state)
+    torch.save(state, tmp_path / "bad.pt")
+    return tmp_path / "bad.pt"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s.pop("model_state"), r"damaged checkpoint: missing keys \['model_state'\]"),
+    (lambda s: s.update(surprise=1), r"unknown keys \['surprise'\]"),
+    (lambda s: s.update(epoch="3"), r"'epoch' is a str, expected int"),
+    (lambda s: s.update(history={"a": 1}), r"'history' is a dict, expected list"),
+    (lambda s: s.update(history=[{"epoch": 1}]), r"its history cannot be read"),
+    (lambda s: s["model_config"].update(base="16"), r"base='16', which is not a valid value"),
+    (lambda s: s["model_config"].update(base=2.5), r"base=2.5, which is not a valid value"),
+    (lambda s: s["model_config"].update(base=True), r"base=True, which is not a valid value"),
+    (lambda s: s["model_config"].update(up_mode="cubic"), r"cannot be built: up_mode"),
+    (lambda s: s["model_config"].update(base=1_000_000), r"describing [0-9,]+ weights, but the file holds 7,[0-9]{3}.*more than"),
+    (lambda s: s["model_config"].update(depth=3), r"describing [0-9,]+ weights, but the file holds"),
+    (lambda s: s["model_config"].update(depth=10_000), r"depth=10000"),
+    (lambda s: s["model_config"].update(extra_setting=1), r"unknown settings \['extra_setting'\]"),
+    (lambda s: s["model_state"].update({"inc.net.0.weight": [1, 2]}), r"model_state\['inc.net.0.weight'\] is a list"),
+    (lambda s: s.update(architecture="ResNet"), r"architecture 'ResNet'; known"),
+    # found by tests/fuzz: a tensor as the format raised "Boolean value of Tensor ... is ambiguous"
+    (lambda s: s.update(format=torch.zeros(3)), r"not a unet_helpers checkpoint of format .*; found 'Tensor'$"),
+    (lambda s: s.update(format=7), r"not a unet_helpers checkpoint of format .*; found 7$"),
+])
+def test_malformed_content_is_one_clear_value_error(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(_tampered(tmp_path, change))
+
+
+def test_truncated_file_and_mismatched_optimizer_state(tmp_path):
+    model = UNet(1, 2, base=4, depth=2)
+    optimizer = torch.optim.Adam(model.parameters())
+    path = save_checkpoint(tmp_path / "a.pt", model, optimizer)
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"cut.pt is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
+    state = torch.load(path, weights_only=True)
+    state["optimizer_state"] = {"state": {}, "param_groups": [{"params": [0]}]}
+    torch.save(state, tmp_path / "opt.pt")
+    with pytest.raises(ValueError, match=r"the optimizer state in .*opt.pt does not fit this optimizer"):
+        load_checkpoint(tmp_path / "opt.pt", UNet(1, 2, base=4, depth=2), torch.optim.Adam(model.parameters()))

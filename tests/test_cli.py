@@ -135,7 +135,7 @@ def test_train_errors_are_one_line(tmp_path, capsys):
     assert "--val-names ['q'] are not images in" in run_error(capsys, ["train", "--data", d, "--classes", "2", "--val-names", "q", "--out", o])
     assert "no training images left after taking 2 for validation" in run_error(capsys, ["train", "--data", d, "--classes", "2", "--val-names", "a,b", "--out", o])
     err = run_error(capsys, ["train", "--data", d, "--mask-values", "0:0,255:1", "--val-names", "b", "--val-crop", "100", "--out", o, *TINY])
-    assert "--val-crop 100 is larger than the smallest validation image side (40 px)" in err
+    assert "--val-crop 100 is larger than the smallest validation image side (40 px, " in err and "b.png (40x48)); use --val-crop 40" in err
     assert not (tmp_path / "o").exists()
 
 

@@ -224,3 +224,15 @@ def test_class_ids_from_scores_equal_argmax_with_ties(k, seed):
     assert torch.equal(to_class_ids(scores, k), scores.argmax(dim=1))
     channels_last = scores.contiguous(memory_format=torch.channels_last)
     assert torch.equal(to_class_ids(channels_last, k), scores.argmax(dim=1))
+
+
+def test_nan_scores_are_refused_instead_of_scored():
+    """A model whose output is NaN must not get a finite mIoU (argmax would call NaN some class)."""
+    logits = torch.zeros(1, 2, 3, 3)
+    logits[0, 1] = 5.0
+    logits[0, :, 1, 1] = float("nan")
+    target = torch.ones(1, 3, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"preds holds 2 NaN scores, so they have no class: the model diverged"):
+        ConfusionMatrix(2).update(logits, target)
+    with pytest.raises(ValueError, match=r"NaN scores"):
+        ConfusionMatrix(2).update(logits[:, 1:], target)  # one binary logit

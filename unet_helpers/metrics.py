@@ -40,6 +40,10 @@ def to_class_ids(scores_or_ids: torch.Tensor, num_classes: int, name: str = "pre
 
     Shape:
         - Output: ``(N, H, W)`` int64
+
+    Raises:
+        ValueError: scores holding NaN (a diverged model): argmax would turn them into some class
+            and give the model a finite score it has not earned.
     """
     require_tensor(scores_or_ids, name)
     x = scores_or_ids
@@ -48,6 +52,11 @@ def to_class_ids(scores_or_ids: torch.Tensor, num_classes: int, name: str = "pre
             raise ValueError(
                 f"{name} is float, so it should be scores of shape (N, K, H, W); got {tuple(x.shape)}. "
                 "Hint: pass class ids as an integer tensor (N, H, W)"
+            )
+        if x.isnan().any():
+            raise ValueError(
+                f"{name} holds {int(x.isnan().sum()):,} NaN scores, so they have no class: the model diverged "
+                "(lower the learning rate) or its input holds NaN"
             )
         if x.shape[1] == 1 and num_classes == 2:
             return (x[:, 0] > 0).long()  # binary logits

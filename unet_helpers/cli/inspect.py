@@ -13,7 +13,8 @@ import numpy as np
 
 from ..folder import MASK_EXTENSIONS, files_by_stem, mask_lookup, read_mask
 from ..inspector import InspectorSettings, inspect_masks
-from .common import CliError, parse_list, parse_mask_values, require_dir
+from .common import (CliError, add_pixel_limit_argument, non_negative_float, non_negative_int, open_fraction, parse_list,
+                     parse_mask_values, positive_int, require_dir)
 
 DESCRIPTION = (
     "Pair PRED_DIR and TRUE_DIR masks by file name and print the mask inspector's report: class distribution, "
@@ -27,14 +28,15 @@ def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("true_dir", help="folder of true masks (e.g. DATA/masks)")
     parser.add_argument("--mask-values", help="raw value -> class id of the true masks, e.g. 0:0,255:1")
     parser.add_argument("--pred-mask-values", help="the same for the predicted masks (default: --mask-values)")
-    parser.add_argument("--classes", type=int, help="number of classes K (default: from --class-names or the masks)")
+    parser.add_argument("--classes", type=positive_int, help="number of classes K (default: from --class-names or the masks, at most 256)")
     parser.add_argument("--class-names", help="comma-separated class names, e.g. background,nucleus")
-    parser.add_argument("--ignore-index", type=int, help="class id of unlabelled pixels")
-    parser.add_argument("--band-width", type=int, default=2, help="boundary band, pixels on each side of a true edge (default 2)")
-    parser.add_argument("--tolerance", type=float, default=2.0, help="boundary F1 tolerance in pixels (default 2)")
-    parser.add_argument("--small-object-size", type=int, default=64, help="objects below this many pixels are small (default 64)")
-    parser.add_argument("--weak-iou", type=float, default=0.75, help="classes below this IoU get a diagnosis (default 0.75)")
+    parser.add_argument("--ignore-index", type=non_negative_int, help="class id of unlabelled pixels")
+    parser.add_argument("--band-width", type=positive_int, default=2, help="boundary band, pixels on each side of a true edge (default 2)")
+    parser.add_argument("--tolerance", type=non_negative_float, default=2.0, help="boundary F1 tolerance in pixels (default 2)")
+    parser.add_argument("--small-object-size", type=positive_int, default=64, help="objects below this many pixels are small (default 64)")
+    parser.add_argument("--weak-iou", type=open_fraction, default=0.75, help="classes below this IoU get a diagnosis (default 0.75)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
+    add_pixel_limit_argument(parser)
 
 
 def read_mask_pairs(
@@ -73,6 +75,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         weak_iou=args.weak_iou,
     )
     k = args.classes or (len(names) if names else None)
+    if names and args.classes and len(names) != args.classes:
+        raise CliError(f"--class-names lists {len(names)} names but --classes is {args.classes}")
     report = inspect_masks(preds, trues, k, names, args.ignore_index, settings)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_markdown())
     return 0

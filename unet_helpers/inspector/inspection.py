@@ -15,6 +15,11 @@ from .report import MaskReport, build_report
 from .settings import InspectorSettings
 
 MaskLike = np.ndarray | torch.Tensor
+# Inferring K from the largest id is refused above this: 16-bit masks (0/65535) or instance maps
+# would give 65,536 classes and a 32 GiB confusion matrix. Pass num_classes to go higher.
+MAX_INFERRED_CLASSES = 256
+# Never more classes than this (a K x K matrix and one pass per class over every image).
+MAX_CLASSES = 4096
 
 
 def _as_list(masks: MaskLike | Sequence[MaskLike], name: str) -> list[np.ndarray]:
@@ -26,7 +31,12 @@ def _as_list(masks: MaskLike | Sequence[MaskLike], name: str) -> list[np.ndarray
             raise ValueError(f"{name} must be (N, H, W) or a list of (H, W) masks; got shape {tuple(masks.shape)}")
     elif not isinstance(masks, (list, tuple)):
         raise TypeError(f"{name} must be a numpy array, a torch.Tensor or a list of (H, W) masks; got {type(masks).__name__}")
-    return [as_class_ids(mask, f"{name}[{i}]") for i, mask in enumerate(masks)]
+    arrays = []
+    for i, mask in enumerate(masks):
+        if not isinstance(mask, (np.ndarray, torch.Tensor, list, tuple)):
+            raise TypeError(f"{name}[{i}] must be an (H, W) array or tensor of class ids; got {type(mask).__name__}")
+        arrays.append(as_class_ids(mask, f"{name}[{i}]"))
+    return arrays
 
 
 def _check_pairs(preds: list[np.ndarray], targets: list[np.ndarray], ignore_index: int | None) -> None:
@@ -42,11 +52,18 @@ def _check_pairs(preds: list[np.ndarray], targets: list[np.ndarray], ignore_inde
 
 
 def _infer_num_classes(preds: list[np.ndarray], targets: list[np.ndarray], ignore_index: int | None) -> int:
-    highest = max(int(p.max()) for p in preds)
+    highest = max((int(p.max()) for p in preds if p.size), default=0)
     for t in targets:
         labelled = t[t != ignore_index] if ignore_index is not None else t
         if labelled.size:
             highest = max(highest, int(labelled.max()))
+    if highest + 1 > MAX_INFERRED_CLASSES:
+        raise ValueError(
+            f"the masks hold class id {highest}, so the number of classes would be {highest + 1:,}; masks of raw values "
+            "(0/255, 0/65535) or instance maps need mapping to class ids first (mask_values, --mask-values 0:0,65535:1). "
+            f"If there really are that many classes, pass num_classes (--classes); ids above {MAX_INFERRED_CLASSES - 1} "
+            "are not taken as classes without it"
+        )
     return highest + 1
 
 
@@ -64,7 +81,8 @@ def inspect_masks(
         preds: predicted class ids, ``(N, H, W)`` array/tensor or a list of ``(H, W)`` masks
             (sizes may differ between images, not within a pair).
         targets: true class ids, same layout and sizes as ``preds``.
-        num_classes: ``K`` (default: the largest id seen + 1).
+        num_classes: ``K`` (default: the largest id seen + 1, refused above 256: raw 16-bit values or
+            instance maps would otherwise become 65,536 classes). At most 4096.
         class_names: ``K`` names for the report (default ``"class 0"``, ...).
         ignore_index: target value whose pixels count nowhere.
         settings: thresholds (``InspectorSettings()`` by default).
@@ -94,6 +112,11 @@ def inspect_masks(
         num_classes = _infer_num_classes(pred_list, true_list, ignore_index)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an int >= 1; got {num_classes!r}")
+    if num_classes > MAX_CLASSES:
+        raise ValueError(f"num_classes={num_classes:,} is more than the {MAX_CLASSES:,} classes the inspector counts "
+                         f"(a {num_classes:,} x {num_classes:,} confusion matrix); map the mask values to fewer class ids")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}")
     if class_names is None:
         class_names = [f"class {k}" for k in range(num_classes)]
     class_names = [str(name) for name in class_names]
@@ -104,6 +127,13 @@ def inspect_masks(
             raise ValueError(
                 f"preds[{i}] has class id {int(p.max())} but num_classes={num_classes}; "
                 "predicted masks saved as 0/255 need mapping back to class ids first"
+            )
+    for i, t in enumerate(true_list):
+        labelled = t[t != ignore_index] if ignore_index is not None else t
+        if labelled.size and labelled.max() >= num_classes:
+            raise ValueError(
+                f"targets[{i}] has class id {int(labelled.max())} but num_classes={num_classes}; map raw mask values "
+                "to class ids first (mask_values, --mask-values), or pass it as ignore_index (--ignore-index)"
             )
     counts = MaskCounts(num_classes, settings, ignore_index)
     for pred, true in zip(pred_list, true_list):

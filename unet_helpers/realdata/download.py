@@ -5,6 +5,12 @@ variable ``UNET_DATA_DIR``, else the cache ``$XDG_CACHE_HOME/unet_helpers`` (``~
 A missing dataset is downloaded to a temporary file, prepared in a temporary folder, verified, and
 only then renamed into place: a failure leaves nothing behind; an existing folder is never touched.
 
+Two downloads of one dataset at once: ``download_dataset`` holds a lock (``.NAME.lock`` beside the
+dataset folder, released by the operating system even when a process is killed); the second
+waits, then finds the folder made by the first. Holding the lock, it also removes what a killed
+download of the same dataset left behind (``.NAME.download-*.part`` files, ``.NAME.partial-*``
+folders). What an archive may hold is checked as it is read (``prepare.ArchiveReader``).
+
 Verification: re-encoding a PNG gives other bytes with another Pillow/zlib, so the package ships
 ``manifests/NAME.sha256`` with the SHA-256 of each sample's decoded pixels (``sample_digest``),
 computed from the course copy. The upstream archives are made by GitHub on request and have no
@@ -12,10 +18,13 @@ published checksum, so their own SHA-256 is checked only when you pass one (``ar
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import http.client
 import os
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -23,7 +32,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -130,27 +139,39 @@ def dataset_dir(name: str, root: str | Path | None = None, download: bool = True
         return folder
     if not download:
         raise DatasetUnavailableError(_where_to_put(spec, folder, "download=False"))
-    return download_dataset(name, folder.parent, progress=progress)
+    try:
+        return download_dataset(name, folder.parent, progress=progress)
+    except FileExistsError:  # another process prepared it while this one waited for the lock
+        return dataset_dir(name, root, download=False, progress=progress)
 
 
-def fetch(url: str, folder: Path, progress: bool = True) -> Path:
+def fetch(url: str, folder: Path, progress: bool = True, name: str = "") -> Path:
     """Stream ``url`` (``http(s)://`` or ``file://``) into a new temporary file in ``folder``.
 
-    Raises ``ConnectionError`` when the URL cannot be read; no partial file is left behind.
+    The file is ``.NAME.download-*.part`` (``name`` the dataset), so a later download of the same
+    dataset can tell it apart and remove it if this process is killed.
+
+    Raises ``ConnectionError`` when the URL cannot be read or the transfer breaks off; no partial
+    file is left behind.
     """
-    handle, path = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+    handle, path = tempfile.mkstemp(prefix=f".{name}.download-", suffix=".part", dir=folder)
     try:
         with os.fdopen(handle, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
             size = int(response.headers.get("Content-Length") or 0) or None
             label = f"downloading {url.rsplit('/', 1)[-1]}"
+            received = 0
             with tqdm(total=size, unit="B", unit_scale=True, desc=label, disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     file.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
+            if size is not None and received != size:  # http.client returns a short body without a word
+                raise http.client.IncompleteRead(b"", size - received)
     except BaseException as error:  # also Ctrl-C: never leave a partial file
         os.unlink(path)
-        if isinstance(error, (urllib.error.URLError, OSError, ValueError)):
-            raise ConnectionError(f"cannot download {url}: {getattr(error, 'reason', error)}") from error
+        if isinstance(error, (urllib.error.URLError, OSError, ValueError, http.client.HTTPException)):
+            reason = getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
+            raise ConnectionError(f"cannot download {url}: {reason}") from error
         raise
     return Path(path)
 
@@ -200,10 +221,104 @@ def download_dataset(
     if target.exists():
         raise FileExistsError(f"{target} already exists; nothing was downloaded or changed (delete it to redo it)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    with dataset_lock(target):
+        if target.exists():  # made by another download while this one waited for the lock
+            raise FileExistsError(f"{target} was just prepared by another download; nothing was changed")
+        remove_leftovers(target)
+        return _download_locked(spec, target, url, archive, archive_sha256, expected, verify, progress)
+
+
+def _lock(handle, blocking: bool) -> None:
+    """Lock the first byte of ``handle`` (``OSError`` when not ``blocking`` and another process holds it)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock(handle) -> None:
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def dataset_lock(target: Path) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``target``, waiting while another process holds it.
+
+    The lock (``flock``; ``msvcrt.locking`` on Windows) is released by the operating system when its
+    process ends, however it ends, so a killed download never leaves a stale lock behind. The lock
+    file is removed on release (so a finished download leaves nothing beside the dataset); a
+    process that locked a file removed meanwhile sees another file at the path and locks again.
+    """
+    path = target.parent / f".{target.name}.lock"
+    told = False
+    while True:
+        handle = open(path, "a+b")
+        try:
+            try:
+                _lock(handle, blocking=False)
+            except OSError:
+                if not told:
+                    print(f"waiting for another download of {target.name} (lock {path}) ...", file=sys.stderr, flush=True)
+                    told = True
+                _lock(handle, blocking=True)
+            if _same_file(handle, path):
+                break
+            _unlock(handle)
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # the holder removed this file on release: lock the one now at the path
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # Windows cannot remove an open file: it stays, harmless
+            path.unlink()
+        _unlock(handle)
+        handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``handle``."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Remove what a killed download of ``target`` left beside it; call it holding ``dataset_lock``.
+
+    Returns the paths removed: ``.NAME.download-*.part`` files and ``.NAME.partial-*`` folders.
+    """
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.download-*.part")):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.partial-*")):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _download_locked(spec: DatasetSpec, target: Path, url: str | None, archive: str | Path | None,
+                     archive_sha256: str | None, expected: Mapping[str, str] | None, verify: bool, progress: bool) -> Path:
+    """``download_dataset`` once it holds the lock."""
+    name = spec.name
     url, downloaded, staging = url or spec.url, None, None
     if archive is None:
         try:
-            downloaded = fetch(url, target.parent, progress)
+            downloaded = fetch(url, target.parent, progress, name)
         except ConnectionError as error:
             raise DatasetUnavailableError(_where_to_put(spec, target, f"the download failed ({error})")) from error
     source = downloaded or Path(archive)
@@ -218,7 +333,7 @@ def download_dataset(
         try:
             with zipfile.ZipFile(source) as zipped:
                 names = spec.prepare(zipped, staging, progress)
-        except (zipfile.BadZipFile, EOFError) as error:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
             raise ValueError(f"{archive or url} is not a valid zip archive ({error}); it may be corrupt") from error
         if verify:
             verify_dataset(staging, name, expected, names=names)
