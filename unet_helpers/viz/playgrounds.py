@@ -50,6 +50,7 @@ def plot_loss_playground(
     ax_p.set_title(f"P(foreground), quality {quality:.2f}", fontsize=9)
     for ax in (ax_t, ax_p):
         ax.set_axis_off()
+    ax_t.legend(handles=class_legend(2, ("background", "object")), fontsize=6, loc="lower left", framealpha=0.8)
     top = max(1.0, 1.1 * float(np.max(sweep["combined"])))
     keys = ("ce", "dice", "combined")
     bars = ax_bar.bar(range(3), [values[k] for k in keys], color=[LOSS_COLORS[k] for k in keys])
@@ -99,6 +100,8 @@ def plot_metric_playground(
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     ax_e.legend(handles=error_legend()[:3], fontsize=6, loc="lower left", framealpha=0.8)
+    fig.legend(handles=class_legend(num_classes, names), loc="outside lower center", ncol=num_classes, fontsize=8,
+               title="class colours (true mask, prediction)", title_fontsize=8)
     present = sorted(set(np.unique(target).tolist()) | set(np.unique(pred).tolist()))
     shown = [k for k in present if k != 0] or present  # classes in either mask, background last resort
     width = 0.8 / 3
