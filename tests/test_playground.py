@@ -277,6 +277,54 @@ def test_interior_is_even_exactly_when_the_stride_divides_the_kernel(kernel, str
     assert torch.allclose(bilinear[inner, inner], torch.tensor(float(kernel * kernel)))
 
 
+def brute_transposed(weights, stride, size):
+    """ConvTranspose2d of a constant all-one (size x size) input, by its definition: input pixel
+    (i, j) adds weights[a, b] to output (i * stride + a, j * stride + b)."""
+    k = weights.shape[0]
+    out = np.zeros(((size - 1) * stride + k,) * 2)
+    for i in range(size):
+        for j in range(size):
+            out[i * stride : i * stride + k, j * stride : j * stride + k] += weights
+    return out
+
+
+@pytest.mark.parametrize("kernel", range(1, 6))
+@pytest.mark.parametrize("stride", range(1, 4))
+def test_random_weights_repeat_with_period_stride_for_every_transposed_kernel(kernel, stride):
+    pattern = demos.upsample_pattern("transpose", kernel, stride, size=6, weights="random", seed=3)
+    weights = demos._kernel_weights(kernel, "random", 3)[0, 0].numpy()
+    assert np.allclose(pattern.numpy(), brute_transposed(weights, stride, 6), atol=1e-5)
+    assert weights.min() >= 0.5 and weights.max() < 1.5
+    inside = demos.pattern_interior("transpose", kernel, stride, size=6)
+    inner = pattern[inside, inside].numpy()
+    if inner.shape[0] > stride:
+        assert np.allclose(inner[stride:], inner[:-stride], atol=1e-5)  # period `stride` down the rows
+        assert np.allclose(inner[:, stride:], inner[:, :-stride], atol=1e-5)
+    if stride > 1 and inner.shape[0] >= stride:  # unequal random taps: the phases differ
+        assert demos.unevenness(pattern[inside, inside]) > 1e-3
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3, 5])
+def test_bilinear_then_a_random_convolution_keeps_a_constant_flat_inside(kernel):
+    pattern = demos.upsample_pattern("bilinear", kernel, 2, size=8, weights="random", seed=1)
+    inside = demos.pattern_interior("bilinear", kernel, 2, size=8)
+    total = float(demos._kernel_weights(kernel, "random", 1).sum())
+    assert torch.allclose(pattern[inside, inside], torch.tensor(total), atol=1e-5)
+
+
+def test_kernel_two_is_even_only_with_equal_weights():
+    inside = demos.pattern_interior("transpose", 2, 2, size=8)
+    ones = demos.upsample_pattern("transpose", 2, 2, size=8)
+    assert demos.unevenness(ones[inside, inside]) == 0
+    for seed in range(5):
+        random = demos.upsample_pattern("transpose", 2, 2, size=8, weights="random", seed=seed)
+        assert len(set(random[inside, inside].flatten().tolist())) == 4  # one value per 2x2 phase
+    assert torch.equal(demos.upsample_pattern("transpose", 3, 2, weights="random", seed=7),
+                       demos.upsample_pattern("transpose", 3, 2, weights="random", seed=7))
+    with pytest.raises(ValueError, match=r"weights must be one of \('ones', 'random'\); got 'zeros'"):
+        demos.upsample_pattern("transpose", 3, 2, weights="zeros")
+
+
 def test_unevenness_and_bad_settings():
     assert demos.unevenness(torch.tensor([[1.0, 2.0], [1.0, 2.0]])) == pytest.approx(1 / 1.5)
     assert demos.unevenness(torch.full((3, 3), 4.0)) == 0

@@ -217,6 +217,33 @@ def test_upsampling_figure_draws_the_pattern_and_its_middle_row():
     assert fig.axes[1].get_title().endswith("uneven: 1 to 4")
 
 
+def test_upsampling_figure_names_random_weights_and_calls_a_flat_float_pattern_even():
+    pattern = demos.upsample_pattern("bilinear", 3, 2, weights="random")
+    inside = demos.pattern_interior("bilinear", 3, 2)
+    fig = vp.plot_upsampling(pattern, inside, 3, 2, "bilinear", weights="random")
+    assert "random weights" in fig.axes[0].get_title() and fig.axes[1].get_title().endswith(": even")
+
+
+@pytest.mark.parametrize("kernel, stride", [(3, 2), (2, 2), (4, 2), (5, 3), (1, 1)])
+def test_transposed_coverage_is_one_row_of_the_all_ones_pattern(kernel, stride):
+    counts = vp.transposed_coverage(kernel, stride, 6)
+    pattern = demos.upsample_pattern("transpose", kernel, stride, size=6)
+    assert np.array_equal(np.outer(counts, counts), pattern.numpy())
+
+
+def test_overlap_figure_draws_every_stamp_and_count():
+    fig = vp.plot_transposed_overlap([(3, 2), (2, 2)], inputs=4)
+    assert len(fig.axes) == 2
+    for ax, (kernel, stride) in zip(fig.axes, [(3, 2), (2, 2)]):
+        gids = [p.get_gid() for p in ax.patches]
+        assert sum(g.startswith("stamp:") for g in gids) == 4 * kernel
+        assert sum(g.startswith("count:") for g in gids) == 3 * stride + kernel
+        counts = [t.get_text() for t in ax.texts if t.get_text().isdigit()]
+        assert counts == [str(c) for c in vp.transposed_coverage(kernel, stride, 4)]
+    assert fig.axes[0].get_title() == "kernel 3, stride 2: uneven: 1 and 2 alternate"
+    assert fig.axes[1].get_title() == "kernel 2, stride 2: even"
+
+
 def test_tiling_figure_draws_every_tile_and_edge():
     image = torch.rand(3, 40, 56)
     boxes = tile_boxes(40, 56, 24, 0.25)

@@ -108,6 +108,11 @@ def test_upsampling_explorer_shows_the_checkerboard_and_reports_errors():
     assert view.current_unevenness == 0 and torch.equal(view.current_pattern, demos.upsample_pattern("transpose", 4, 2))
     view.kernel.value, view.mode.value = 3, "bilinear"
     assert view.current_unevenness == 0 and view.current_pattern.shape == (16, 16)
+    view.mode.value, view.kernel.value, view.weights.value = "transpose", 2, "random"
+    assert view.current_unevenness > 0 and "repeats every 2 pixels" in view.summary()
+    assert torch.equal(view.current_pattern, demos.upsample_pattern("transpose", 2, 2, weights="random"))
+    view.mode.value = "bilinear"
+    assert view.summary() == "bilinear, random weights: interior even"
     broken = widgets.UpsamplingExplorer(kernel=3, stride=2, size=1)
     assert "no interior" in broken.error and "no interior" in broken._readout.value
     assert broken._repr_mimebundle_()["text/plain"] == f"error: {broken.error}"

@@ -18,15 +18,39 @@ import torch.nn.functional as F
 from ..inference import predict, predict_tiled, tile_boxes
 
 UPSAMPLE_MODES = ("transpose", "bilinear")
+WEIGHT_KINDS = ("ones", "random")
 
 
-def upsample_pattern(mode: str, kernel: int, stride: int, size: int = 8) -> torch.Tensor:
-    """What an up-sampling layer with all-one weights makes of a constant all-one input.
+def _kernel_weights(kernel: int, weights: str, seed: int) -> torch.Tensor:
+    """A ``(1, 1, kernel, kernel)`` kernel: all ones, or seeded weights uniform in ``[0.5, 1.5)``."""
+    if weights == "ones":
+        return torch.ones(1, 1, kernel, kernel)
+    generator = torch.Generator().manual_seed(seed)
+    return 0.5 + torch.rand(1, 1, kernel, kernel, generator=generator)
 
-    ``"transpose"``: ``ConvTranspose2d(1, 1, kernel, stride)``; every output pixel counts the
-    input pixels whose kernel footprint covers it. Inside, the count is even only when ``stride``
-    divides ``kernel`` (3/2 gives 1-2-1-2 rows: the checkerboard). ``"bilinear"``: ``Upsample``
-    by ``stride`` then a ``kernel x kernel`` convolution with ``padding="same"``: even inside.
+
+def upsample_pattern(
+    mode: str, kernel: int, stride: int, size: int = 8, weights: str = "ones", seed: int = 0
+) -> torch.Tensor:
+    """What an up-sampling layer makes of a constant all-one input.
+
+    ``"transpose"``: ``ConvTranspose2d(1, 1, kernel, stride)``. With all-one weights every output
+    pixel counts the input pixels whose kernel footprint covers it: inside, the count is even only
+    when ``stride`` divides ``kernel`` (3/2 gives 1-2-1-2 rows: the checkerboard of uneven overlap).
+    With weights that differ from each other (``weights="random"``), output pixel ``y`` sums the
+    taps ``a`` with ``y = i * stride + a``, a different set for each ``y mod stride``: the output
+    repeats with period ``stride`` for *every* kernel, 2 and 4 included, unless the taps of each
+    phase happen to add up to the same value.
+
+    ``"bilinear"``: ``Upsample`` by ``stride``, then a ``kernel x kernel`` convolution with
+    ``padding="same"``: a constant stays constant inside, whatever the weights.
+
+    Args:
+        mode: ``"transpose"`` or ``"bilinear"``.
+        kernel, stride: of the transposed convolution (or of the convolution after bilinear).
+        size: side of the constant input.
+        weights: ``"ones"`` or ``"random"`` (seeded, uniform in ``[0.5, 1.5)``, so values stay positive).
+        seed: seed of the random weights.
 
     Shape:
         - Output: ``(L, L)`` float32 with ``L = (size - 1) * stride + kernel`` (transpose) or
@@ -38,24 +62,27 @@ def upsample_pattern(mode: str, kernel: int, stride: int, size: int = 8) -> torc
         tensor([2., 2., 4., 2., 4., 2., 2.])
         >>> upsample_pattern("transpose", kernel=4, stride=2, size=3)[3]
         tensor([2., 2., 4., 4., 4., 4., 2., 2.])
+        >>> len(set(upsample_pattern("transpose", 2, 2, size=3, weights="random").flatten().tolist()))
+        4
 
     Built in ``notebooks/02_building_blocks.ipynb`` (up-sampling explorer).
     """
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"mode must be one of {UPSAMPLE_MODES}; got {mode!r}")
+    if weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights must be one of {WEIGHT_KINDS}; got {weights!r}")
     for name, value in (("kernel", kernel), ("stride", stride), ("size", size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1; got {value!r}")
     x = torch.ones(1, 1, size, size)
+    w = _kernel_weights(kernel, weights, seed)  # (1, 1, k, k)
     with torch.no_grad():
         if mode == "transpose":
-            layer = nn.ConvTranspose2d(1, 1, kernel, stride=stride, bias=False)
-            nn.init.ones_(layer.weight)
-            return layer(x)[0, 0]  # (L, L)
+            return F.conv_transpose2d(x, w, stride=stride)[0, 0]  # (L, L)
         up = F.interpolate(x, scale_factor=stride, mode="bilinear", align_corners=False)  # (1, 1, L, L)
         before = (kernel - 1) // 2  # "same" padding, the extra pixel of an even kernel after
         padded = F.pad(up, (before, kernel - 1 - before, before, kernel - 1 - before))
-        return F.conv2d(padded, torch.ones(1, 1, kernel, kernel))[0, 0]  # (L, L)
+        return F.conv2d(padded, w)[0, 0]  # (L, L)
 
 
 def pattern_interior(mode: str, kernel: int, stride: int, size: int = 8) -> slice:

@@ -74,9 +74,12 @@ def pick_task(
     elif separate_objects:
         task = "instance"
         if domain == "microscopy / medical":
-            architecture = ("U-Net predicting masks plus a border weight map (or StarDist / Cellpose), "
-                            "then split touching objects; Mask R-CNN when objects are large and few")
-            reasons.append("touching cells are separated by weighting the thin gaps between them, as in the U-Net paper")
+            architecture = ("U-Net plus touching-object separation (a third 'border' class or predicted distance "
+                            "maps, then a watershed, as StarDist and Cellpose do; the U-Net paper's border weight map "
+                            "keeps thin gaps open); Mask R-CNN when objects are large and few")
+            reasons.append("the border weight map keeps objects with a thin gap between them apart, but objects "
+                           "that touch stay merged in a two-class mask: a border class or distance maps split them "
+                           "(lesson 9)")
         else:
             architecture = "Mask R-CNN (a box per object, then a mask inside each box)"
         reasons.append("touching objects of one class must get different ids")

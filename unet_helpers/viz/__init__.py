@@ -3,7 +3,9 @@
 - ``viz/colors.py``: one colour per class in every lesson, masks and error overlays as RGB arrays,
   legends (``notebooks/05_metrics.ipynb``);
 - ``viz/figures.py``: predictions, training curves, IoU bars, the dashboard, the weight map;
-- ``viz/playgrounds.py``: the figures of the playgrounds and explorers (``views/widgets``).
+- ``viz/playgrounds.py``: the figures of the playgrounds and explorers (``views/widgets``), and the
+  stamps of a transposed convolution (``notebooks/02_building_blocks.ipynb``);
+- ``viz/diagram.py``: the U-Net figure drawn from a model's configuration (``notebooks/03_unet.ipynb``).
 """
 from .colors import (
     class_colormap,
@@ -31,7 +33,11 @@ from .figures import (
     plot_predictions,
     plot_weight_map,
 )
-from .playgrounds import plot_loss_playground, plot_metric_playground, plot_tiling, plot_upsampling
+from .diagram import plot_unet_diagram, unet_layout
+from .playgrounds import (
+    plot_loss_playground, plot_metric_playground, plot_tiling, plot_transposed_overlap, plot_upsampling,
+    transposed_coverage,
+)
 
 __all__ = [
     "class_colormap",
@@ -57,7 +63,11 @@ __all__ = [
     "plot_metric_playground",
     "plot_predictions",
     "plot_tiling",
+    "plot_transposed_overlap",
+    "plot_unet_diagram",
     "plot_upsampling",
     "plot_weight_map",
     "to_display_image",
+    "transposed_coverage",
+    "unet_layout",
 ]

@@ -50,6 +50,7 @@ def plot_loss_playground(
     ax_p.set_title(f"P(foreground), quality {quality:.2f}", fontsize=9)
     for ax in (ax_t, ax_p):
         ax.set_axis_off()
+    ax_t.legend(handles=class_legend(2, ("background", "object")), fontsize=6, loc="lower left", framealpha=0.8)
     top = max(1.0, 1.1 * float(np.max(sweep["combined"])))
     keys = ("ce", "dice", "combined")
     bars = ax_bar.bar(range(3), [values[k] for k in keys], color=[LOSS_COLORS[k] for k in keys])
@@ -99,6 +100,8 @@ def plot_metric_playground(
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     ax_e.legend(handles=error_legend()[:3], fontsize=6, loc="lower left", framealpha=0.8)
+    fig.legend(handles=class_legend(num_classes, names), loc="outside lower center", ncol=num_classes, fontsize=8,
+               title="class colours (true mask, prediction)", title_fontsize=8)
     present = sorted(set(np.unique(target).tolist()) | set(np.unique(pred).tolist()))
     shown = [k for k in present if k != 0] or present  # classes in either mask, background last resort
     width = 0.8 / 3
@@ -115,12 +118,15 @@ def plot_metric_playground(
     return fig
 
 
-def plot_upsampling(pattern: torch.Tensor, interior: slice, kernel: int, stride: int, mode: str) -> Figure:
+def plot_upsampling(
+    pattern: torch.Tensor, interior: slice, kernel: int, stride: int, mode: str, weights: str = "ones"
+) -> Figure:
     """The up-sampled constant image as a heat map (interior boxed) and its middle row.
 
     Args:
-        pattern: ``playground.upsample_pattern(mode, kernel, stride)`` ``(L, L)``.
-        interior: ``playground.pattern_interior(...)``, the part no border affects.
+        pattern: ``demos.upsample_pattern(mode, kernel, stride, weights=weights)`` ``(L, L)``.
+        interior: ``demos.pattern_interior(...)``, the part no border affects.
+        weights: ``"ones"`` or ``"random"``, for the title.
 
     Built in ``notebooks/02_building_blocks.ipynb``.
     """
@@ -128,23 +134,92 @@ def plot_upsampling(pattern: torch.Tensor, interior: slice, kernel: int, stride:
     fig = new_figure(10, 4)
     ax_map, ax_row = fig.subplots(1, 2, width_ratios=[1, 1.3])
     shown = ax_map.imshow(values, cmap="viridis", interpolation="nearest", vmin=0)
-    if values.shape[0] <= 24:
+    if values.shape[0] <= 24 and weights == "ones":  # small whole counts: write them in
         for (y, x), v in np.ndenumerate(values):
             ax_map.text(x, y, f"{v:g}", ha="center", va="center", fontsize=6, color="white" if v < values.max() / 2 else "black")
     lo, hi = interior.start, interior.stop
     ax_map.add_patch(Rectangle((lo - 0.5, lo - 0.5), hi - lo, hi - lo, fill=False, ec="red", lw=1.5, ls="--"))
     name = f"ConvTranspose2d k={kernel}, s={stride}" if mode == "transpose" else f"bilinear x{stride} + conv k={kernel}"
-    ax_map.set_title(f"{name}\n(constant input, all-one weights)", fontsize=9)
+    described = "all-one weights" if weights == "ones" else "random weights in [0.5, 1.5)"
+    ax_map.set_title(f"{name}\n(constant input, {described})", fontsize=9)
     ax_map.set_axis_off()
     fig.colorbar(shown, ax=ax_map, shrink=0.8)
     middle = (lo + hi) // 2
     ax_row.step(np.arange(values.shape[1]), values[middle], where="mid", color="#1F77B4")
     ax_row.axvspan(lo - 0.5, hi - 0.5, color="red", alpha=0.08, label="interior")
     inner = values[lo:hi, lo:hi]
-    verdict = "even" if inner.max() == inner.min() else f"uneven: {inner.min():g} to {inner.max():g}"
+    even = float(inner.max() - inner.min()) <= 1e-5 * max(1.0, float(np.abs(inner).max()))  # float rounding
+    verdict = "even" if even else f"uneven: {float(inner.min()):.3g} to {float(inner.max()):.3g}"
     ax_row.set(title=f"row {middle}: {verdict}", xlabel="column", ylabel="output value", ylim=(0, values.max() * 1.15 + 0.1))
     ax_row.legend(fontsize=7)
     ax_row.grid(alpha=0.3)
+    return fig
+
+
+def transposed_coverage(kernel: int, stride: int, inputs: int) -> np.ndarray:
+    """How many stamps of a 1-D transposed convolution cover each output pixel.
+
+    Input pixel ``i`` writes its ``kernel`` taps to outputs ``i * stride ... i * stride + kernel - 1``.
+    A 2-D transposed convolution with all-one weights is the outer product of two of these
+    (``demos.upsample_pattern``).
+
+    Shape:
+        - Output: ``((inputs - 1) * stride + kernel,)`` int64
+    """
+    counts = np.zeros((inputs - 1) * stride + kernel, dtype=np.int64)
+    for i in range(inputs):
+        counts[i * stride : i * stride + kernel] += 1
+    return counts
+
+
+def plot_transposed_overlap(
+    settings: Sequence[tuple[int, int]] = ((3, 2), (2, 2), (4, 2)), inputs: int = 4
+) -> Figure:
+    """Where the stamps of a transposed convolution land, in one dimension, for each ``(kernel, stride)``.
+
+    Each input pixel stamps ``kernel`` output pixels, ``stride`` apart from the next one's stamp; the
+    bottom row counts the stamps on each output pixel. Where the counts alternate (kernel 3,
+    stride 2) the output of a constant input alternates too: uneven overlap. Pixels near the two
+    ends (hatched, faded) are the border: fewer stamps reach them whatever the kernel.
+
+    Args:
+        settings: ``(kernel, stride)`` pairs, one panel each.
+        inputs: input pixels drawn.
+
+    Built in ``notebooks/02_building_blocks.ipynb``.
+    """
+    import matplotlib
+
+    colours = matplotlib.colormaps["Pastel1"].colors
+    fig = new_figure(4.2 * len(settings), 0.45 * (inputs + 3) + 0.9)
+    axes = np.atleast_1d(fig.subplots(1, len(settings)))
+    for ax, (kernel, stride) in zip(axes, settings):
+        counts = transposed_coverage(kernel, stride, inputs)
+        length = len(counts)
+        inside = slice(kernel - 1, (inputs - 1) * stride + 1)  # outputs that every tap can reach
+        shade = matplotlib.colormaps["Blues"]
+        for i in range(inputs):
+            row = inputs - i  # input 0 on top
+            for a in range(kernel):  # one cell per output pixel the stamp writes
+                ax.add_patch(Rectangle((i * stride + a, row), 1, 0.8, fc=colours[i % len(colours)], ec="#555555",
+                                       lw=0.8, gid=f"stamp:{i}:{a}"))
+            ax.text(i * stride + kernel / 2, row + 0.4, f"x{i}", ha="center", va="center", fontsize=8)
+        for y, count in enumerate(counts):
+            border = not inside.start <= y < inside.stop
+            ax.add_patch(Rectangle((y, -0.9), 1, 0.8, fc=shade(min(0.15 + 0.25 * count, 0.9)), ec="#555555",
+                                   hatch="///" if border else None, alpha=0.45 if border else 1.0, gid=f"count:{y}"))
+            ax.text(y + 0.5, -0.5, str(count), ha="center", va="center", fontsize=9, weight="bold",
+                    color="white" if count >= 3 else "black")
+        inner = counts[inside]
+        verdict = "even" if inner.min() == inner.max() else f"uneven: {inner.min()} and {inner.max()} alternate"
+        ax.set_title(f"kernel {kernel}, stride {stride}: {verdict}", fontsize=9)
+        ax.set_xlim(-0.2, length + 0.2)
+        ax.set_ylim(-1.1, inputs + 1.0)
+        ax.set_yticks([-0.5, inputs / 2 + 0.9], ["stamps per\noutput pixel", "one stamp\nper input"], fontsize=8)
+        ax.set_xticks(np.arange(length) + 0.5, [str(y) for y in range(length)], fontsize=7)
+        ax.set_xlabel("output pixel", fontsize=8)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
     return fig
 
 

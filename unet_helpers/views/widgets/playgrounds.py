@@ -104,36 +104,46 @@ class MetricPlayground(LiveView):
 
 
 class UpsamplingExplorer(LiveView):
-    """Kernel and stride of a transposed convolution (or bilinear + conv) on a constant image:
-    the checkerboard appears when the stride does not divide the kernel."""
+    """Kernel, stride and weights of a transposed convolution (or bilinear + conv) on a constant
+    image. With all-one weights the pattern appears when the stride does not divide the kernel
+    (uneven overlap); with random weights every transposed kernel repeats with period ``stride``,
+    and only bilinear + conv stays flat."""
 
     css_class = "unet-upsampling-explorer"
 
-    def __init__(self, kernel: int = 3, stride: int = 2, mode: str = "transpose", size: int = 8, dpi: int = 72) -> None:
+    def __init__(self, kernel: int = 3, stride: int = 2, mode: str = "transpose", weights: str = "ones",
+                 size: int = 8, seed: int = 0, dpi: int = 72) -> None:
         super().__init__(dpi)
-        self.size = size
+        self.size, self.seed = size, seed
         self.kernel = W.IntSlider(kernel, 1, 7, description="kernel", style=WIDE)
         self.stride = W.IntSlider(stride, 1, 4, description="stride", style=WIDE)
         self.mode = W.ToggleButtons(options=list(demos.UPSAMPLE_MODES), value=mode, description="layer", style=WIDE)
-        self._watch(self.kernel, self.stride, self.mode)
-        self._layout([W.HBox([self.kernel, self.stride]), self.mode])
+        self.weights = W.ToggleButtons(options=list(demos.WEIGHT_KINDS), value=weights, description="weights",
+                                       style=WIDE)
+        self._watch(self.kernel, self.stride, self.mode, self.weights)
+        self._layout([W.HBox([self.kernel, self.stride]), self.mode, self.weights])
 
     def _compute(self) -> None:
         k, s, mode = self.kernel.value, self.stride.value, self.mode.value
-        self.current_pattern = demos.upsample_pattern(mode, k, s, self.size)
+        self.current_pattern = demos.upsample_pattern(mode, k, s, self.size, self.weights.value, self.seed)
         self.current_interior = demos.pattern_interior(mode, k, s, self.size)
         inner = self.current_pattern[self.current_interior, self.current_interior]
         self.current_unevenness = demos.unevenness(inner)
 
     def figure(self) -> Figure:
         return plot_upsampling(self.current_pattern, self.current_interior, self.kernel.value, self.stride.value,
-                               self.mode.value)
+                               self.mode.value, self.weights.value)
 
     def summary(self) -> str:
         k, s = self.kernel.value, self.stride.value
-        rule = f"stride {s} {'divides' if k % s == 0 else 'does not divide'} kernel {k}"
-        verdict = "even" if self.current_unevenness == 0 else f"uneven ((max-min)/mean = {self.current_unevenness:.2f})"
-        return f"{self.mode.value}: interior {verdict}" + (f"; {rule}" if self.mode.value == "transpose" else "")
+        even = self.current_unevenness < 1e-5  # float rounding of the random weights
+        verdict = "even" if even else f"uneven ((max-min)/mean = {self.current_unevenness:.2f})"
+        text = f"{self.mode.value}, {self.weights.value} weights: interior {verdict}"
+        if self.mode.value == "transpose" and self.weights.value == "ones":
+            text += f"; stride {s} {'divides' if k % s == 0 else 'does not divide'} kernel {k}"
+        elif self.mode.value == "transpose" and not even:
+            text += f"; output repeats every {s} pixels"
+        return text
 
 
 class TilingExplorer(LiveView):
