@@ -26,6 +26,7 @@ ALLOWED_WING_IMPORTS = {
     ("cli", "course"),  # the progress command
     ("cli", "realdata"),  # training on the shared real datasets
     ("cli", "deploy"),  # the export command, predict --onnx
+    ("cli", "slides"),  # predict streams whole slides
     ("course", "checks"),  # the exercise generator and progress runner know the catalogue
     ("checks", "realdata"),  # the hard exercise's reference protocol
 }

@@ -72,3 +72,23 @@ def test_refuses_class_names_that_do_not_match(tmp_path):
         log([record], model=None)
     with pytest.raises(TypeError, match="preview_images must be an int"):
         TensorBoardLog(tmp_path / "tb2", preview_images=1.5)
+
+
+def test_train_command_writes_the_event_file(tmp_path, capsys):
+    import json
+
+    from unet_helpers.cli import main
+
+    board = tmp_path / "tb"
+    argv = ["train", "--synthetic-train", "16", "--synthetic-val", "4", "--size", "32", "--steps-per-epoch", "2",
+            "--base", "4", "--depth", "2", "--quiet", "--epochs", "2", "--out", str(tmp_path / "run"), "--tensorboard", str(board)]
+    assert main(argv) == 0
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    events = read_events(board)
+    assert [p.value for p in events.Scalars("val/miou")] == pytest.approx([line["val"]["miou"] for line in lines], rel=1e-6)
+    assert [p.value for p in events.Scalars("iou/square")] == pytest.approx([line["val"]["iou"][2] for line in lines], rel=1e-6)
+    assert [p.step for p in events.Images("preview")] == [1, 2]
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert main([*argv[:-1], str(tmp_path / "file"), "--overwrite"]) == 1
+    assert "is a file; give a folder" in capsys.readouterr().err

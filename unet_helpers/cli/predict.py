@@ -7,8 +7,14 @@ with the model's channels and scaling); images larger than ``--tile`` are predic
 ending in ``.onnx`` (the same thing). An ONNX file is run by ONNX Runtime on the CPU with the
 channels, classes, scaling and mask values its metadata carries (``deploy.onnx_runtime``).
 
-Masks are written atomically (``atomic.atomic_path``): a symlink in OUT is replaced, never
-followed, so an input can never be overwritten through one.
+Images above ``--stream-above`` pixels (default 4096 x 4096, read from the file's header) are
+whole slides: they are streamed band by band (``slides.stream.predict_slide``: memory bounded by
+the width, a progress bar over tiles) into ``NAME.ome.tif``, a tiled, pyramidal OME-TIFF, and
+``--resume`` continues an interrupted slide from its last finished band. ``--tta flips`` or
+``--tta d4`` averages the predictions of flipped (and turned) copies (``tta.TTA``).
+
+Masks are written atomically (``atomic.atomic_path``; the OME-TIFF is written beside and renamed):
+a symlink in OUT is replaced, never followed, so an input can never be overwritten through one.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from ..checkpoint import load_checkpoint
 from ..folder import IMAGE_EXTENSIONS, files_by_stem, load_image
 from ..inference import predict, predict_tiled
 from ..runtime import get_device
+from ..slides.stream import STREAM_ABOVE_PIXELS, predict_slide, should_stream
+from ..tta import TTA, TTA_MODES
 from .common import (CliError, add_common_arguments, check_output_folder, fraction, parse_device, parse_mask_values,
                      positive_int, require_dir, write_png)
 
@@ -46,6 +54,11 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stored-values", action="store_true", help="write the raw values the model's masks used (e.g. 1 -> 255)")
     parser.add_argument("--mask-values", help="write raw values by this mapping instead, e.g. 0:0,255:1 writes class 1 as 255")
     parser.add_argument("--classes", type=positive_int, help="expected number of classes (checked against the model)")
+    parser.add_argument("--tta", choices=sorted(TTA_MODES),
+                        help="test-time augmentation: average the flipped (flips: 4 passes) or also turned (d4: 8) copies")
+    parser.add_argument("--stream-above", type=positive_int, default=STREAM_ABOVE_PIXELS, metavar="PIXELS",
+                        help=f"stream images with more pixels than this into NAME.ome.tif (default {STREAM_ABOVE_PIXELS:,})")
+    parser.add_argument("--resume", action="store_true", help="continue interrupted streamed slides from their last finished band")
     add_common_arguments(parser)
 
 
@@ -60,6 +73,7 @@ class LoadedModel:
     normalize: str | None
     mask_values: dict[int, int] | None
     run: Callable[..., torch.Tensor]  # run(image, tiled: bool, args) -> probs (K', H, W)
+    module: torch.nn.Module | None = None  # the PyTorch model (TTA-wrapped with --tta); None for ONNX
 
 
 def stored_value_table(mapping: dict[int, int] | None, num_classes: int) -> np.ndarray | None:
@@ -98,6 +112,8 @@ def load_model(args: argparse.Namespace, checkpoint: str | None) -> LoadedModel:
     if args.onnx is not None:
         if args.device is not None:
             raise CliError("--device does not apply to --onnx: ONNX files run with ONNX Runtime's CPU provider")
+        if args.tta is not None:
+            raise CliError("--tta applies to checkpoints, not to --onnx; predict with the checkpoint the ONNX file was exported from")
         from ..deploy.onnx_runtime import OnnxPredictor
 
         try:
@@ -120,14 +136,17 @@ def load_model(args: argparse.Namespace, checkpoint: str | None) -> LoadedModel:
     mapping = extra.get("mask_values")
     if mapping is not None and not isinstance(mapping, dict):
         raise CliError(f"checkpoint {checkpoint} stores mask values {mapping!r}, not a dict; it was not written by train")
+    in_channels, num_classes, min_size = model.config.in_channels, model.config.num_classes, _min_size(model)
+    if args.tta is not None:
+        model = TTA(model, args.tta)  # its outputs are log-probabilities: scores_to_probs gives the mean back
 
     def run_torch(image: torch.Tensor, tiled: bool) -> torch.Tensor:
         if tiled:
             return predict_tiled(model, image, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, return_probs=True)[1]
         return predict(model, image, return_probs=True)[1]
 
-    return LoadedModel(Path(checkpoint), model.config.num_classes, model.config.in_channels, _min_size(model),
-                       extra.get("normalize", "unit"), mapping, run_torch)
+    return LoadedModel(Path(checkpoint), num_classes, in_channels, min_size, extra.get("normalize", "unit"), mapping,
+                       run_torch, model)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -145,7 +164,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if not images:
         raise CliError(f"no images in {source} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     out = Path(out_dir)
-    check_output_folder(out, [source], [out / f"{stem}.png" for stem in images], args.overwrite)
+    streamed = {stem for stem, path in images.items() if should_stream(path, args.stream_above)}  # headers only
+    if args.onnx is not None and streamed:
+        raise CliError(f"{len(streamed)} image(s) have more than --stream-above {args.stream_above:,} pixels (e.g. "
+                       f"{images[sorted(streamed)[0]].name}); whole slides are streamed with a checkpoint, not --onnx")
+    planned = {stem: out / (f"{stem}.ome.tif" if stem in streamed else f"{stem}.png") for stem in images}
+    check_output_folder(out, [source], list(planned.values()), args.overwrite)
     if args.mask_values and args.stored_values:
         raise CliError("pass --stored-values or --mask-values, not both")
     model = load_model(args, checkpoint)
@@ -160,6 +184,17 @@ def run_predict(args: argparse.Namespace) -> int:
     to_stored = stored_value_table(mapping, k)
     out.mkdir(parents=True, exist_ok=True)
     for stem, path in images.items():
+        if stem in streamed:
+            summary = predict_slide(
+                model.module, path, planned[stem], tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                channels=model.in_channels, normalize=model.normalize,
+                class_values=None if to_stored is None else to_stored.tolist(), progress=not args.quiet,
+                resume=args.resume, overwrite=args.overwrite,
+            )
+            if not args.quiet:
+                resumed = f", resumed from row {summary.resumed_from_row}" if summary.resumed_from_row else ""
+                print(f"{path.name} -> {planned[stem]} ({summary.height}x{summary.width}, streamed{resumed})")
+            continue
         image = load_image(path, model.in_channels, model.normalize)  # (C, H, W), scaled as in training
         height, width = image.shape[-2:]
         if min(height, width) < model.min_size:
@@ -170,8 +205,8 @@ def run_predict(args: argparse.Namespace) -> int:
             raise CliError(f"the model's output for {path} holds NaN or infinite values; the model {model.source} is "
                            "broken (did training diverge?) or the image holds extreme values")
         ids = probs.max(dim=0).indices.numpy()  # (H, W); = argmax over classes
-        write_png(out / f"{stem}.png", ids if to_stored is None else to_stored[ids])
+        write_png(planned[stem], ids if to_stored is None else to_stored[ids])
         if not args.quiet:
-            print(f"{path.name} -> {out / (stem + '.png')} ({height}x{width})")
+            print(f"{path.name} -> {planned[stem]} ({height}x{width})")
     print(f"wrote {len(images)} mask(s) to {out}")
     return 0

@@ -38,6 +38,7 @@ from ..folder import SegmentationFolder
 from ..loaders import make_loader
 from ..losses import CombinedLoss
 from ..records import History
+from ..tensorboard_log import TensorBoardLog
 from ..runtime import seed_everything, unwrap_model
 from ..train import fit
 from ..transforms import CentreCrop, training_transform
@@ -49,6 +50,17 @@ from .distributed import EpochLoader, ShardSampler, cleanup_distributed, replica
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 SCHEDULES = ("onecycle", "cosine", "constant")
 MAX_DEPTH = 8  # a UNet halves the image this many times at most
+
+
+def tensorboard_log(folder: str, class_names: list[str]) -> TensorBoardLog:
+    """The ``--tensorboard`` callback, or a ``CliError`` naming what is wrong with the folder or the package."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--tensorboard {folder} is a file; give a folder for the event files")
+    try:
+        return TensorBoardLog(path, class_names=class_names, preview_images=4)
+    except ImportError as error:
+        raise CliError(str(error)) from None
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +107,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--resume", help="checkpoint to continue from (metrics are appended when it lies in --out)")
     out.add_argument("--rewind", action="store_true",
                      help="with --resume of an older checkpoint in --out: continue from it, dropping the later epochs of the run")
+    out.add_argument("--tensorboard", metavar="DIR",
+                     help="also write every epoch (losses, per-class IoU, learning rate, 4 preview masks) to TensorBoard event files in DIR")
     out.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: the best available)")
     out.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     out.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
@@ -429,11 +443,16 @@ def _train(args: argparse.Namespace, context) -> int:
     extra = {**{key: v for key, v in info.items() if key != "val_batchable"}, "total_steps": total_steps,
              "epochs_planned": args.epochs, "best_miou": None, "freeze_encoder_epochs": args.freeze_encoder_epochs}
     run_files = RunFiles(out, model, optimizer, scheduler, extra, best, info["class_names"], args.epochs, args.quiet, lines)
+    board = tensorboard_log(args.tensorboard, info["class_names"]) if args.tensorboard and context.is_main else None
+    if board is not None:
+        callbacks.append(board)
     history = fit(
         ddp_model, loader, val_loader, CombinedLoss(ignore_index=args.ignore_index), optimizer, remaining,
         num_classes=k, ignore_index=args.ignore_index, scheduler=scheduler, scheduler_per_batch=True,
         callbacks=[*callbacks, run_files], history=history, progress=not args.quiet and context.is_main, channels_last=channels_last,
     )
+    if board is not None:
+        board.close()
     identical = replicas_identical(model)
     if context.enabled and not identical:
         raise RuntimeError("the model copies of the processes differ after training; this is a bug, please report it")
