@@ -190,3 +190,17 @@ def test_predict_command_works_unchanged_on_an_encoder_unet_checkpoint(tmp_path)
         image = torch.from_numpy(np.array(Image.open(images / f"{name}.png"))).float()[None] / 255  # (1, H, W)
         expected = predict_tiled(net, image, tile=64, overlap=0.25, batch_size=4) if tiled else predict(net, image)
         assert np.array_equal(np.array(Image.open(tmp_path / "out" / f"{name}.png")), expected.numpy())
+
+
+def test_forward_scales_images_as_the_imagenet_weights_expect(monkeypatch):
+    """Images in [0, 1] reach the encoder as (x - IMAGE_MEAN) / IMAGE_STD, the scaling the weights were trained with."""
+    from unet_helpers.encoders import IMAGE_MEAN, IMAGE_STD
+
+    net = EncoderUNet(pretrained=False, in_channels=1, num_classes=2).eval()
+    seen = []
+    original = net.encoder.features
+    monkeypatch.setattr(net.encoder, "features", lambda x: seen.append(x) or original(x))
+    image = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        net(image)
+    torch.testing.assert_close(seen[0], (image - IMAGE_MEAN) / IMAGE_STD)

@@ -16,7 +16,12 @@ What a practitioner does with a pretrained encoder, here as methods:
 - ``parameter_groups(lr, encoder_lr_scale=0.1)``: optimizer groups with a smaller learning rate for
   the encoder, so that fine-tuning adapts the ImageNet features instead of wiping them out.
 
-Input scaling: see ``efficientnet_lite`` (``(x - IMAGE_MEAN) / IMAGE_STD`` for ``x`` in [0, 1]).
+Input scaling: images come in as the course's loaders give them, in [0, 1]; ``forward`` scales them
+to what the ImageNet weights were trained with (``scale_for_weights``: ``(x - IMAGE_MEAN) /
+IMAGE_STD``, see ``efficientnet_lite``) before the encoder, so the scaling cannot be forgotten and
+travels with the checkpoint and an ONNX export. It matters most for a frozen encoder, whose
+BatchNorm layers keep the ImageNet statistics; the same scaling is applied without pretraining, so
+the two stay comparable.
 
 Shapes use ``N`` batch, ``C`` channels, ``K`` classes, ``H, W`` height and width.
 """
@@ -29,7 +34,7 @@ import torch.nn as nn
 
 from ..validate import require_positive_int, require_tensor
 from ..blocks import UP_MODES, Up
-from .efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0
+from .efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0, scale_for_weights
 from .weights import load_imagenet_weights, require_stem_channels
 
 ENCODERS = ("efficientnet-lite0",)
@@ -61,7 +66,7 @@ class EncoderUNet(nn.Module):
         up_mode: ``"bilinear"`` (default) or ``"transpose"``.
 
     Shape:
-        - Input: ``(N, in_channels, H, W)`` float, ``H, W >= 32``
+        - Input: ``(N, in_channels, H, W)`` float in [0, 1] (scaled inside), ``H, W >= 32``
         - Output: ``(N, K, H, W)`` logits
 
     Examples::
@@ -108,6 +113,7 @@ class EncoderUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        x = scale_for_weights(x)  # [0, 1] -> the scaling the ImageNet weights expect
         features = self.encoder.features(x)  # strides 2, 4, 8, 16, 32
         skips = [x, *features[:-1]]  # the image is the full-resolution skip
         y = features[-1]  # (N, 320, H/32, W/32)
