@@ -83,8 +83,9 @@ def smp_model(architecture: str, in_channels: int, num_classes: int, encoder: st
     """A ``segmentation_models_pytorch`` model by class name (``"Unet"``, ``"DeepLabV3Plus"``, ``"Segformer"``, ...).
 
     Shape:
-        - Input ``(N, in_channels, H, W)`` with ``H, W`` multiples of 32 (smp refuses others);
-          output ``(N, num_classes, H, W)``
+        - Input ``(N, in_channels, H, W)``; output ``(N, num_classes, H, W)``. In smp 0.6 ``Unet``
+          takes any size; most other architectures refuse ``H, W`` their output stride (16 or
+          32) does not divide
 
     Raises:
         ImportError: smp is not installed (the message says how to get the environment that has it).
