@@ -12,14 +12,14 @@ CASES = [("train_step", "my_train_step"), ("evaluate", "my_evaluate")]
 
 @pytest.mark.parametrize("name, fn", CASES)
 def test_solution_passes(name, fn):
-    solution = load_definitions(REPO / "solutions" / "ex05_training_loop.ipynb")[fn]
+    solution = load_definitions(REPO / "solutions" / "ex10_training_loop.ipynb")[fn]
     result = exercise(name).check(solution)
     assert result.passed, str(result)
 
 
 @pytest.mark.parametrize("name, fn", CASES)
 def test_stub_is_not_attempted(name, fn):
-    stub = load_definitions(REPO / "exercises" / "ex05_training_loop.ipynb")[fn]
+    stub = load_definitions(REPO / "exercises" / "ex10_training_loop.ipynb")[fn]
     assert exercise(name).check(stub).status is Status.NOT_ATTEMPTED
 
 
@@ -63,7 +63,7 @@ def test_check_references_agree_with_the_package_trainer():
 
     import torch
 
-    from unet_helpers.checks import training as checks
+    from unet_helpers.checks import ex10_training_loop as checks
     from unet_helpers.train import evaluate, train_one_epoch
 
     model, optimizer = checks._setup(seed=11)
