@@ -380,7 +380,8 @@ class CheckResult:
             lines.append(f"{bold('Why the convention matters:')} {head.why}")
         if head.hint and head.kind is not Kind.CONVENTION:
             lines.append(f"{bold('Hint:')} {head.hint}")
-        others = [o for o in self.outcomes if not o.passed and o is not head]
+        # an incomplete answer lists every unfinished property, the headline's one included
+        others = [o for o in self.outcomes if not o.passed and (o is not head or status is Status.INCOMPLETE)]
         unfinished = [o.name for o in others if o.kind is Kind.UNFINISHED]
         failing = [o.name for o in others if o.kind is not Kind.UNFINISHED]
         if failing:
