@@ -10,6 +10,7 @@ from unet_helpers.checks import Status, exercise, list_exercises
 from unet_helpers.checks.exercise import INPUTS_UNCHANGED, STATE_UNCHANGED
 from wrong_answers import REPO, load_definitions
 from wrong_answers import boundary_f1 as wb
+from wrong_answers import diagnosis as wd
 from wrong_answers import pixel_cross_entropy as wp
 from wrong_answers import task_choice as wt
 from wrong_answers import train_steps as ws
@@ -82,6 +83,20 @@ WRONG = [
     ("boundary_f1", wb.precision_only, "precision and recall, then F1", "precision only"),
     ("boundary_f1", wb.delegates_to_package, USES, "unet_helpers.boundary.boundary_f1"),
     ("boundary_f1", wb.relabels_input, INPUTS_UNCHANGED, "changed an input in place: `pred`"),
+    # ex12 diagnosis: the evidence, then the cause
+    ("diagnosis_evidence", wd.band_of_the_class_only, "band and interior IoU", "differs from the reference"),
+    ("diagnosis_evidence", wd.share_inverted, "predicted / true share", "under-predicts a rare class"),
+    ("diagnosis_evidence", wd.undefined_as_zero, "undefined values are NaN", "NaN, not a number"),
+    ("diagnosis_evidence", wd.band_iou_mean_per_image, "counts summed over every image", "average per-image ratios"),
+    ("diagnosis_evidence", wd.overwrites_preds, INPUTS_UNCHANGED, "changed an input in place: `preds`"),
+    ("diagnosis", wd.always_imbalance, "names 'boundary' for a model that erodes boundaries", "you name 'imbalance'"),
+    ("diagnosis", wd.boundary_from_band_alone, "names 'imbalance' for a model that under-predicts a rare class",
+     "you name 'boundary'"),
+    ("diagnosis", wd.confusion_first, "names 'boundary' for a model that erodes boundaries", "you name 'confusion'"),
+    ("diagnosis", wd.small_objects_without_large_check, "names 'imbalance' for a model that under-predicts a rare class",
+     "you name 'small objects'"),
+    ("diagnosis", wd.never_healthy, "names 'imbalance' for a model that under-predicts a rare class", "you name"),
+    ("diagnosis", wd.misspelt_cause, "returns one of the five causes", "should return one of"),
     # ex13 part 0: training for a budget of steps
     ("train_steps", ws.one_pass_only, "starts a new pass when the loader runs out", "3 losses for steps=7"),
     ("train_steps", ws.finishes_the_pass, "returns the loss of every step as floats", "Your code raised"),
@@ -109,6 +124,13 @@ def test_wrong_answers_are_rejected_by_the_property_naming_the_mistake(name, wro
         assert prop in str(result)
 
 
+@pytest.mark.xfail(strict=True, reason="known gap: the check's scenes do not yet tell these slips from the answer")
+@pytest.mark.parametrize("wrong", [wd.found_by_any_pixel, wd.objects_by_four_neighbours, wd.least_confused],
+                         ids=lambda fn: fn.__name__)
+def test_diagnosis_evidence_slips_the_check_does_not_catch_yet(wrong):
+    assert not exercise("diagnosis_evidence").check(wrong).passed
+
+
 def test_a_partly_answered_quiz_is_incomplete_with_the_missing_ones_listed():
     result = exercise("task_choice").check(wt.half_answered)
     assert result.status is Status.INCOMPLETE and not result.passed, str(result)
@@ -120,7 +142,7 @@ def test_a_state_leak_is_reported_beside_the_failure_it_causes():
     assert STATE_UNCHANGED in str(result) and "grad" in str(result).lower()
 
 
-@pytest.mark.parametrize("module", [wt, wu, wp, wb, ws])
+@pytest.mark.parametrize("module", [wt, wu, wp, wb, wd, ws])
 def test_at_least_six_wrong_answers_per_exercise(module):
     answers = [v for v in vars(module).values() if callable(v) and getattr(v, "__module__", "") == module.__name__
                and not getattr(v, "__name__", "_").startswith("_")]
