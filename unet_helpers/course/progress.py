@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python -m unet_helpers.course.progress exercises/
-    python -m unet_helpers.course.progress exercises/ex03_dice_loss.ipynb --timeout 120
+    python -m unet_helpers.course.progress exercises/ex06_dice_loss.ipynb --timeout 120
 
 Each notebook is executed in memory with nbclient, in its own folder, and is never written back:
 the learner's files stay exactly as they were. The checks that run inside record their status in a
