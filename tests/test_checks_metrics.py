@@ -65,3 +65,14 @@ def test_dataset_iou_wrong_answers(fn, fragment):
     result = exercise("dataset_iou").check(fn)
     assert result.status is Status.INCORRECT and result.failed == "counts accumulated over the dataset", str(result)
     assert fragment in str(result)
+
+
+@pytest.mark.parametrize("fn, prop, fragment", [
+    (wrong.dataset_absent_as_zero, "a class in no batch is NaN", "class 3 appears in no batch"),
+    (wrong.dataset_union_from_one_axis, "one batch equals unet_helpers.iou_per_class", "one batch (2, 9, 7)"),
+    (wrong.dataset_first_image_only, "one batch equals unet_helpers.iou_per_class", "one batch (2, 9, 7)"),
+])
+def test_more_dataset_iou_wrong_answers(fn, prop, fragment):
+    result = exercise("dataset_iou").check(fn)
+    assert result.status is Status.INCORRECT and result.failed == prop, str(result)
+    assert fragment in str(result)
