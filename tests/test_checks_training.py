@@ -50,6 +50,8 @@ def test_detached_loss_gets_a_specific_hint():
     (wrong.evaluate_unweighted_loss, "mean loss over images (weighted by batch size)", "the last batch has 1 image"),
     (wrong.evaluate_per_batch_miou, "mIoU from counts over the whole dataset", "per-batch mIoUs"),
     (wrong.evaluate_returns_tensors, "returns (mean loss, mIoU) as two floats", "two Python floats"),
+    (wrong.evaluate_swapped_outputs, "mean loss over images (weighted by batch size)", "your value differs"),
+    (wrong.evaluate_switches_grad_off, "no gradients tracked (torch.no_grad())", "Also failing: leaves torch's global state"),
 ])
 def test_evaluate_wrong_answers(fn, prop, fragment):
     result = exercise("evaluate").check(fn)
