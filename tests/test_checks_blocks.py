@@ -6,21 +6,25 @@ import pytest
 
 from unet_helpers import DoubleConv, Up
 from unet_helpers.checks import Status, exercise
+from unet_helpers.checks.exercise import INPUTS_UNCHANGED, STATE_UNCHANGED
 from wrong_answers import REPO, load_definitions
 from wrong_answers import double_conv as dc
 from wrong_answers import up_block as ub
 
+SIDE_EFFECTS = [INPUTS_UNCHANGED, STATE_UNCHANGED]  # checked after the exercise's own properties
+
+
 
 @pytest.fixture(scope="module")
 def solution_ns():
-    return {**load_definitions(REPO / "solutions" / "ex01_double_conv.ipynb"),
-            **load_definitions(REPO / "solutions" / "ex02_up_block.ipynb")}
+    return {**load_definitions(REPO / "solutions" / "ex02_double_conv.ipynb"),
+            **load_definitions(REPO / "solutions" / "ex03_up_block.ipynb")}
 
 
 @pytest.fixture(scope="module")
 def stub_ns():
-    return {**load_definitions(REPO / "exercises" / "ex01_double_conv.ipynb"),
-            **load_definitions(REPO / "exercises" / "ex02_up_block.ipynb")}
+    return {**load_definitions(REPO / "exercises" / "ex02_double_conv.ipynb"),
+            **load_definitions(REPO / "exercises" / "ex03_up_block.ipynb")}
 
 
 @pytest.mark.parametrize("name, cls", [("double_conv", "MyDoubleConv"), ("up_block", "MyUp")])
@@ -28,20 +32,21 @@ def test_solution_passes_and_lists_every_property(solution_ns, name, cls):
     ex = exercise(name)
     result = ex.check(solution_ns[cls])
     assert result.status is Status.CORRECT and result.passed, str(result)
-    assert [n for n, _ in result.checked] == [p.name for p in ex.spec.properties()]
+    assert [n for n, _ in result.checked] == [p.name for p in ex.spec.properties()] + SIDE_EFFECTS
     assert all(inputs for _, inputs in result.checked)  # each says what it was checked on
 
 
 @pytest.mark.parametrize("name, reference", [("double_conv", DoubleConv), ("up_block", Up)])
-def test_package_reference_passes(name, reference):
-    assert exercise(name).check(reference).passed
+def test_package_reference_is_reported_as_using_the_package(name, reference):
+    result = exercise(name).check(reference)
+    assert result.status is Status.USES_PACKAGE and not result.passed, str(result)
 
 
 @pytest.mark.parametrize("name, cls", [("double_conv", "MyDoubleConv"), ("up_block", "MyUp")])
 def test_stub_is_not_attempted(stub_ns, name, cls):
     result = exercise(name).check(stub_ns[cls])
     assert result.status is Status.NOT_ATTEMPTED and not result.passed
-    assert "NotImplementedError" in result.message and "Traceback" not in str(result)
+    assert "NotImplementedError" in str(result) and "Traceback" not in str(result)
 
 
 @pytest.mark.parametrize("wrong, prop, fragment", [
@@ -70,19 +75,27 @@ def test_learner_exception_names_their_line_not_the_package():
 
 
 @pytest.mark.parametrize("wrong, prop, fragment", [
-    (ub.SkipLast, "concatenation order [skip, x]", "[x, skip]"),
     (ub.NoAlignment, "odd sizes: output still has the skip's size", "Sizes of tensors must match"),
     (ub.AlignCorners, "bilinear up-sampling, align_corners=False", "align_corners=True"),
     (ub.Nearest, "bilinear up-sampling, align_corners=False", "mode='nearest'"),
     (ub.AddInsteadOfConcat, "concatenate, don't add: DoubleConv(skip_channels + in_channels, out_channels)", "12"),
     (ub.ShrinkSkip, "output has the skip's size (even sizes)", "(2, 6, 5, 6)"),
-    (ub.ResizeToSkip, "odd sizes: pad bottom/right by replicating", "resize x to the skip's size"),
     (ub.ZeroPad, "odd sizes: pad bottom/right by replicating", "pad with zeros"),
 ])
 def test_up_block_wrong_answers(wrong, prop, fragment):
     result = exercise("up_block").check(wrong)
     assert result.status is Status.INCORRECT and result.failed == prop, str(result)
     assert fragment in str(result) and prop in str(result)
+
+
+@pytest.mark.parametrize("name, wrong, prop, fragment", [
+    ("up_block", ub.SkipLast, "concatenation order [skip, x]", "[x, skip]"),
+    ("up_block", ub.ResizeToSkip, "odd sizes: pad bottom/right by replicating", "straight to the skip's size"),
+])
+def test_equivalent_answers_are_another_convention_with_the_reason(name, wrong, prop, fragment):
+    result = exercise(name).check(wrong)
+    assert result.status is Status.CONVENTION and not result.passed and result.failed == prop, str(result)
+    assert fragment in str(result) and "Why the convention matters" in str(result)
 
 
 def test_class_exercise_rejects_an_instance_with_advice():

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 
 from unet_helpers.checks import CheckResult, Property, PropertyFailed, Status, exercise, list_exercises
-from unet_helpers.checks.core import call_learner, learner_error, run_properties
+from unet_helpers.checks.core import learner_error
+from unet_helpers.checks.isolation import call_learner
 from unet_helpers.checks.exercise import Exercise, ExerciseSpec
 from unet_helpers.checks.progress_file import load_progress, progress_path, record_check, user_cache_dir
 from wrong_answers import REPO, load_definitions
@@ -83,7 +84,7 @@ def test_check_never_raises_when_a_property_breaks():
         raise KeyError("internal")
 
     result = Exercise(_spec([Property("p", "inputs", broken)])).check(lambda x: x)
-    assert result.status is Status.INCORRECT and result.failed == "p" and "KeyError" in result.message
+    assert result.status is Status.INCORRECT and result.failed == "p" and "KeyError" in str(result)
 
 
 def test_check_never_raises_when_the_checker_itself_fails():
@@ -109,10 +110,12 @@ def test_results_render_as_markdown_and_plain_text():
     def fails(answer):
         raise PropertyFailed("values differ", got=torch.tensor([1.0, 2.0]), expected=torch.tensor([1.0, 3.0]), hint="try x")
 
-    good = run_properties("toy", None, [Property("alpha", "on A", passes), Property("beta", "on B", passes)], "look at C")
+    good = Exercise(ExerciseSpec(name="toy", title="toy", notebook="ex00_toy", task="write f", hints=("h1", "h2"),
+                                 properties=lambda: [Property("alpha", "on A", passes), Property("beta", "on B", passes)],
+                                 defines=("f",), reference="nowhere", next_steps="look at C")).check(lambda x: x)
     assert good.passed and good.status is Status.CORRECT
     assert "- **alpha**: on A" in good._repr_markdown_() and "- beta: on B" in str(good) and "Next: look at C" in str(good)
-    bad = run_properties("toy", None, [Property("alpha", "on A", passes), Property("beta", "on B", fails)])
+    bad = Exercise(_spec([Property("alpha", "on A", passes), Property("beta", "on B", fails)])).check(lambda x: x)
     assert not bad and bad.failed == "beta"
     for text in (str(bad), bad._repr_markdown_()):
         assert "beta" in text and "[1.0, 2.0]" in text and "[1.0, 3.0]" in text and "try x" in text and "alpha" in text
@@ -125,7 +128,7 @@ def test_not_attempted_renders_without_traceback():
 
 
 def test_check_leaves_the_global_random_state_alone():
-    solution = load_definitions(REPO / "solutions" / "ex03_dice_loss.ipynb")["my_dice_loss"]
+    solution = load_definitions(REPO / "solutions" / "ex06_dice_loss.ipynb")["my_dice_loss"]
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
@@ -156,7 +159,7 @@ def test_solution_without_the_notebook_points_at_the_package(tmp_path, monkeypat
 
 def test_checks_record_status_attempts_and_best_result(progress_file):
     ex = exercise("dice_loss")
-    solution = load_definitions(REPO / "solutions" / "ex03_dice_loss.ipynb")["my_dice_loss"]
+    solution = load_definitions(REPO / "solutions" / "ex06_dice_loss.ipynb")["my_dice_loss"]
     ex.check(lambda logits, target, eps=1e-6, ignore_index=None: logits.sum())
     ex.check(solution)
     ex.check(lambda logits, target, eps=1e-6, ignore_index=None: logits.sum())
@@ -185,7 +188,7 @@ def test_unwritable_progress_file_never_breaks_a_check(tmp_path, monkeypatch):
     blocker.write_text("not a folder")
     monkeypatch.setenv("UNET_PROGRESS_FILE", str(blocker / "progress.json"))  # its parent is a file
     assert record_check("dice_loss", "correct") is False
-    result = exercise("dice_loss").check(load_definitions(REPO / "exercises" / "ex03_dice_loss.ipynb")["my_dice_loss"])
+    result = exercise("dice_loss").check(load_definitions(REPO / "exercises" / "ex06_dice_loss.ipynb")["my_dice_loss"])
     assert result.status is Status.NOT_ATTEMPTED
 
 

@@ -10,8 +10,9 @@ import torch
 
 from unet_helpers import Up, bce_dice_loss, predict_tiled
 from unet_helpers.checks import Status, exercise
-from unet_helpers.checks.dice_gains import reference_dice_gains
-from unet_helpers.checks.real_data import reference_tiled_iou
+from unet_helpers.checks.exercise import INPUTS_UNCHANGED, STATE_UNCHANGED
+from unet_helpers.checks.ex13_dice_gains import reference_dice_gains
+from unet_helpers.checks.ex13_tiled_iou import reference_tiled_iou
 from wrong_answers import REPO, load_definitions
 from wrong_answers import bce_dice as wb
 from wrong_answers import real_data as wr
@@ -19,11 +20,14 @@ from wrong_answers import up_transpose as wu
 
 # (exercise, notebook, name the solution cell defines)
 CASES = [
-    ("bce_dice_loss", "ex06_bce_dice", "my_bce_dice_loss"),
-    ("up_transpose", "ex07_transposed_up", "MyUpTranspose"),
-    ("tiled_iou", "ex08_sstem", "my_tiled_iou"),
-    ("dice_gains", "ex08_sstem", "my_dice_gains"),
+    ("bce_dice_loss", "ex07_bce_dice", "my_bce_dice_loss"),
+    ("up_transpose", "ex11_transposed_up", "MyUpTranspose"),
+    ("tiled_iou", "ex13_real_data", "my_tiled_iou"),
+    ("dice_gains", "ex13_real_data", "my_dice_gains"),
 ]
+
+SIDE_EFFECTS = [INPUTS_UNCHANGED, STATE_UNCHANGED]  # checked after the exercise's own properties
+
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def test_solution_passes_and_lists_every_property(solutions, name, notebook, def
     ex = exercise(name)
     result = ex.check(solutions[notebook][defined])
     assert result.status is Status.CORRECT, str(result)
-    assert [n for n, _ in result.checked] == [p.name for p in ex.spec.properties()]
+    assert [n for n, _ in result.checked] == [p.name for p in ex.spec.properties()] + SIDE_EFFECTS
     assert all(inputs for _, inputs in result.checked)
     assert ex.spec.notebook == notebook
 
@@ -50,7 +54,7 @@ def test_solution_passes_and_lists_every_property(solutions, name, notebook, def
 def test_stub_is_not_attempted(stubs, name, notebook, defined):
     result = exercise(name).check(stubs[notebook][defined])
     assert result.status is Status.NOT_ATTEMPTED, str(result)
-    assert "NotImplementedError" in result.message and "Traceback" not in str(result)
+    assert "NotImplementedError" in str(result) and "Traceback" not in str(result)
 
 
 class _TransposeUp(Up):
@@ -66,8 +70,9 @@ def _package_bce_dice(logits, target, lam=1.0, eps=1e-6):
     ("bce_dice_loss", _package_bce_dice), ("up_transpose", _TransposeUp),
     ("tiled_iou", reference_tiled_iou), ("dice_gains", reference_dice_gains),
 ])
-def test_references_pass(name, reference):
-    assert exercise(name).check(reference).passed
+def test_package_references_are_reported_as_using_the_package(name, reference):
+    result = exercise(name).check(reference)
+    assert result.status is Status.USES_PACKAGE and not result.passed, str(result)
 
 
 def test_solution_notebooks_show_the_solution_code():
@@ -121,19 +126,27 @@ def test_empty_batch_rule_is_the_packages():
 @pytest.mark.parametrize("cls, prop, fragment", [
     (wu.Kernel3Stride2, "kernel_size=2, stride=2 (no overlap)", "kernel_size=(3, 3)"),
     (wu.NoHalving, "halves the channels: in_channels -> in_channels // 2", "8 -> 8"),
-    (wu.SkipLast, "concatenation order [skip, x]", "[x, skip]"),
     (wu.NoAlignment, "odd sizes: output still has the skip's size", "Sizes of tensors must match"),
     (wu.Bilinear, "a learnable ConvTranspose2d", "no ConvTranspose2d"),
     (wu.ZeroPad, "odd sizes: pad bottom/right by replicating", "pad with zeros"),
     (wu.PadTopLeft, "odd sizes: pad bottom/right by replicating", "top/left"),
     (wu.CropSkip, "odd sizes: output still has the skip's size", "(1, 5, 8, 8)"),
-    (wu.ResizeToSkip, "odd sizes: pad bottom/right by replicating", "resize the up-sampled map"),
 ])
 def test_up_transpose_wrong_answers(cls, prop, fragment):
     result = exercise("up_transpose").check(cls)
     assert result.status is Status.INCORRECT and result.failed == prop, str(result)
     assert fragment in str(result) and prop in str(result)
     assert result.hint
+
+
+@pytest.mark.parametrize("cls, prop, fragment", [
+    (wu.SkipLast, "concatenation order [skip, x]", "[x, skip]"),
+    (wu.ResizeToSkip, "odd sizes: pad bottom/right by replicating", "resize the up-sampled map"),
+])
+def test_up_transpose_equivalent_answers_are_another_convention(cls, prop, fragment):
+    result = exercise("up_transpose").check(cls)
+    assert result.status is Status.CONVENTION and result.failed == prop, str(result)
+    assert fragment in str(result) and "Why the convention matters" in str(result)
 
 
 def test_up_transpose_wants_the_class_not_an_instance():
@@ -178,15 +191,18 @@ def test_reference_tiled_iou_is_one_matrix_over_every_image_brute_force():
 # -- exercise 8: per-class gains -----------------------------------------------------------------
 @pytest.mark.parametrize("fn, prop, fragment", [
     (wr.sign_flipped, "gain = IoU with Dice - IoU without", "wrong sign"),
-    (wr.in_points, "gain = IoU with Dice - IoU without", "IoU points"),
+    (wr.in_points, "a NaN IoU gives a NaN gain", "differs from the reference"),
     (wr.ascending, "ranked from the largest gain to the smallest", "smallest gain to the largest"),
     (wr.nan_as_zero, "a NaN IoU gives a NaN gain", "count a NaN IoU as 0"),
     (wr.naive_sort, "NaN gains come last", "comparison with NaN is False"),
     (wr.torch_sort, "NaN gains come last", "misplace it"),
     (wr.unpaired_means, "several seeds: mean of paired differences, NaN seeds skipped", "subtract the mean IoUs"),
-    (wr.plain_mean_over_seeds, "several seeds: mean of paired differences, NaN seeds skipped", "torch.mean"),
-    (wr.mean_over_classes, "returns a (name, gain) pair for every class", "one per class"),
-    (wr.subtracts_in_place, "the inputs are left unchanged", "in-place"),
+    (wr.plain_mean_over_seeds, "several seeds: mean of paired differences, NaN seeds skipped", "differs"),
+    (wr.spread_is_std, "several seeds: mean of paired differences, NaN seeds skipped", "differs"),
+    (wr.spread_with_nan_as_zero, "a NaN IoU gives a NaN gain", "differs"),
+    (wr.mean_over_classes, "returns (name, mean, lowest, highest) for every class", "one per class"),
+    (wr.pairs_only, "returns (name, mean, lowest, highest) for every class", "one per class"),
+    (wr.subtracts_in_place, "leaves its inputs unchanged", "in place"),
 ])
 def test_dice_gains_wrong_answers(fn, prop, fragment):
     result = exercise("dice_gains").check(fn)
@@ -199,16 +215,17 @@ def test_reference_dice_gains_by_hand():
     nan = math.nan
     without = torch.tensor([[0.5, nan, 0.2, nan], [0.7, 0.1, nan, nan]], dtype=torch.float64)
     with_ = torch.tensor([[0.6, 0.3, 0.1, nan], [0.6, 0.4, 0.9, 0.2]], dtype=torch.float64)
-    # class a: (0.1 - 0.1) / 2 = 0; b: only seed 1 defined, 0.3; c: only seed 0, -0.1; d: never defined
+    # a: +0.1 and -0.1, mean 0; b: only seed 1 defined, 0.3; c: only seed 0, -0.1; d: never defined
     ranked = reference_dice_gains(without, with_, ["a", "b", "c", "d"])
-    assert [name for name, _ in ranked] == ["b", "a", "c", "d"]
-    assert ranked[0][1] == pytest.approx(0.3) and ranked[1][1] == pytest.approx(0.0, abs=1e-12)
-    assert ranked[2][1] == pytest.approx(-0.1) and math.isnan(ranked[3][1])
+    assert [row[0] for row in ranked] == ["b", "a", "c", "d"]
+    assert ranked[0][1:] == pytest.approx((0.3, 0.3, 0.3))
+    assert ranked[1][1] == pytest.approx(0.0, abs=1e-12) and ranked[1][2:] == pytest.approx((-0.1, 0.1))
+    assert ranked[2][1:] == pytest.approx((-0.1, -0.1, -0.1)) and all(math.isnan(v) for v in ranked[3][1:])
 
 
 def test_confusion_matrix_of_a_whole_set_is_not_the_mean_of_per_image_ious():
     """Why the check insists on summed counts: the two differ on the check's own data."""
-    from unet_helpers.checks import real_data
+    from unet_helpers.checks import ex13_tiled_iou as real_data
 
     model, data = real_data._model(), real_data._dataset()
     pooled = reference_tiled_iou(model, data, real_data.K, real_data.TILE, real_data.OVERLAP)

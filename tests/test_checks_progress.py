@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from unet_helpers.checks import list_exercises
 from unet_helpers.course.progress import format_table, main
 from wrong_answers import REPO
 
@@ -19,7 +20,7 @@ def _digest(folder):
 
 
 def _rows(output):
-    return {line.split()[1]: line for line in output.splitlines() if line.startswith("ex0")}
+    return {line.split()[1]: line for line in output.splitlines() if line.startswith("ex") and line.split()[0].endswith(".ipynb")}
 
 
 @pytest.mark.slow
@@ -28,10 +29,9 @@ def test_shipped_exercises_are_all_not_attempted_and_left_unchanged(capsys):
     assert main([str(REPO / "exercises"), "--timeout", "120"]) == 0
     out = capsys.readouterr().out
     rows = _rows(out)
-    assert set(rows) == {"double_conv", "up_block", "dice_loss", "iou_from_confusion", "dataset_iou", "train_step",
-                         "evaluate", "bce_dice_loss", "up_transpose", "tiled_iou", "dice_gains"}
+    assert set(rows) == {spec.name for spec in list_exercises()}
     assert all("not attempted" in row for row in rows.values()), out
-    assert "0 of 11 exercises correct." in out and "cell " not in out.split("correct.")[-1]  # no cell errors
+    assert f"0 of {len(list_exercises())} exercises correct." in out and "cell " not in out.split("correct.")[-1]  # no cell errors
     assert _digest(REPO / "exercises") == before
 
 
@@ -39,12 +39,12 @@ def test_shipped_exercises_are_all_not_attempted_and_left_unchanged(capsys):
 def test_a_solved_copy_counts_as_correct_with_the_hints_used(tmp_path, monkeypatch, capsys):
     learner = tmp_path / "my_exercises"
     learner.mkdir()
-    shutil.copy(REPO / "solutions" / "ex03_dice_loss.ipynb", learner)  # "solved" by the learner
-    broken = json.loads((REPO / "exercises" / "ex04_iou.ipynb").read_text())
+    shutil.copy(REPO / "solutions" / "ex06_dice_loss.ipynb", learner)  # "solved" by the learner
+    broken = json.loads((REPO / "exercises" / "ex08_iou.ipynb").read_text())
     for cell in broken["cells"]:
         if "def my_iou_from_confusion" in "".join(cell["source"]):
             cell["source"] = "def my_iou_from_confusion(matrix):\n    return matrix.diagonal() /\n"  # a syntax error
-    (learner / "ex04_iou.ipynb").write_text(json.dumps(broken))
+    (learner / "ex08_iou.ipynb").write_text(json.dumps(broken))
     saved = tmp_path / "progress.json"
     saved.write_text(json.dumps({"version": 1, "exercises": {"dice_loss": {"hints": [1, 2], "solution_viewed": False}}}))
     monkeypatch.setenv("UNET_PROGRESS_FILE", str(saved))
@@ -58,7 +58,7 @@ def test_a_solved_copy_counts_as_correct_with_the_hints_used(tmp_path, monkeypat
     assert "not run" in rows["iou_from_confusion"]  # its check cell failed: the function was never defined
     assert "not attempted" in rows["dataset_iou"]
     assert "1 of 3 exercises correct." in out
-    assert "ex04_iou.ipynb, cell" in out and "SyntaxError" in out
+    assert "ex08_iou.ipynb, cell" in out and "SyntaxError" in out
     assert _digest(learner) == before  # never writes into the learner's folder
     assert json.loads(saved.read_text())["exercises"]["dice_loss"]["hints"] == [1, 2]
 

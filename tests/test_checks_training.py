@@ -12,14 +12,14 @@ CASES = [("train_step", "my_train_step"), ("evaluate", "my_evaluate")]
 
 @pytest.mark.parametrize("name, fn", CASES)
 def test_solution_passes(name, fn):
-    solution = load_definitions(REPO / "solutions" / "ex05_training_loop.ipynb")[fn]
+    solution = load_definitions(REPO / "solutions" / "ex10_training_loop.ipynb")[fn]
     result = exercise(name).check(solution)
     assert result.passed, str(result)
 
 
 @pytest.mark.parametrize("name, fn", CASES)
 def test_stub_is_not_attempted(name, fn):
-    stub = load_definitions(REPO / "exercises" / "ex05_training_loop.ipynb")[fn]
+    stub = load_definitions(REPO / "exercises" / "ex10_training_loop.ipynb")[fn]
     assert exercise(name).check(stub).status is Status.NOT_ATTEMPTED
 
 
@@ -50,6 +50,8 @@ def test_detached_loss_gets_a_specific_hint():
     (wrong.evaluate_unweighted_loss, "mean loss over images (weighted by batch size)", "the last batch has 1 image"),
     (wrong.evaluate_per_batch_miou, "mIoU from counts over the whole dataset", "per-batch mIoUs"),
     (wrong.evaluate_returns_tensors, "returns (mean loss, mIoU) as two floats", "two Python floats"),
+    (wrong.evaluate_swapped_outputs, "mean loss over images (weighted by batch size)", "your value differs"),
+    (wrong.evaluate_switches_grad_off, "no gradients tracked (torch.no_grad())", "Also failing: leaves torch's global state"),
 ])
 def test_evaluate_wrong_answers(fn, prop, fragment):
     result = exercise("evaluate").check(fn)
@@ -63,7 +65,7 @@ def test_check_references_agree_with_the_package_trainer():
 
     import torch
 
-    from unet_helpers.checks import training as checks
+    from unet_helpers.checks import ex10_training_loop as checks
     from unet_helpers.train import evaluate, train_one_epoch
 
     model, optimizer = checks._setup(seed=11)

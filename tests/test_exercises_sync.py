@@ -146,8 +146,28 @@ def test_rebuilding_never_overwrites_a_learners_work(tmp_path, capsys):
     # --force replaces it, keeping a copy of the learner's version.
     assert main(args + ["--force"]) == 0
     assert "MY WORK" not in target.read_text()
-    assert (exercises / "ex00_toy.ipynb.bak").read_text() == learner
+    assert (exercises / "ex00_toy.ipynb.bak1").read_text() == learner
     assert main(args + ["--check"]) == 0
+    # A second edit and a second --force: a new numbered backup, the first one kept as it was.
+    second = target.read_text().replace("raise NotImplementedError", "return height * width  # SECOND TRY")
+    target.write_text(second)
+    assert main(args + ["--force"]) == 0
+    assert (exercises / "ex00_toy.ipynb.bak1").read_text() == learner
+    assert (exercises / "ex00_toy.ipynb.bak2").read_text() == second
+
+
+def test_generated_notebooks_record_the_package_version_and_the_check_warns_on_a_mismatch():
+    from unet_helpers.checks import exercise
+    from unet_helpers.checks.exercise import package_version
+
+    for path in sorted((REPO / "exercises").glob("ex*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert nb["metadata"]["unet_course"]["package_version"] == package_version(), path.name
+        calls = [line for cell in nb["cells"] for line in "".join(cell["source"]).splitlines() if "exercise(\"" in line]
+        assert calls and all(f'generated_with="{package_version()}"' in line for line in calls), path.name
+    assert exercise("dice_loss", generated_with=package_version()).warnings == []
+    old = exercise("dice_loss", generated_with="0.0.1")
+    assert old.warnings and "0.0.1" in old.warnings[0] and "0.0.1" in str(old.check(None))
 
 
 def test_check_mode_requires_the_generation_record(tmp_path, capsys):

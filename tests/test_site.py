@@ -197,13 +197,13 @@ def test_lesson_06_shows_the_dashboard_fallback_image(visit, site):
 
 def test_exercise_page_opens_in_colab_and_downloads_the_notebook(visit, site):
     server, repo = site
-    page = visit("exercises/ex03_dice_loss.html")
-    page.page.screenshot(path=ARTIFACTS / "ex03_dice_loss.png")
+    page = visit("exercises/ex06_dice_loss.html")
+    page.page.screenshot(path=ARTIFACTS / "ex06_dice_loss.png")
     page.assert_clean()
-    assert page.colab_href() == repo.colab_url("exercises/ex03_dice_loss.ipynb")
-    links = page.page.locator("a[href$='_sources/exercises/ex03_dice_loss.ipynb']")  # ours and the theme's button
+    assert page.colab_href() == repo.colab_url("exercises/ex06_dice_loss.ipynb")
+    links = page.page.locator("a[href$='_sources/exercises/ex06_dice_loss.ipynb']")  # ours and the theme's button
     assert page.page.locator("a.download-link").count() == 1, "the exercise page has no download link"
     for href in {links.nth(i).get_attribute("href") for i in range(links.count())}:
         served = server.get(f"exercises/{href}")
-        assert served == (REPO / "exercises" / "ex03_dice_loss.ipynb").read_bytes(), \
+        assert served == (REPO / "exercises" / "ex06_dice_loss.ipynb").read_bytes(), \
             f"the download {href} is not the exercise notebook as in the repository"

@@ -67,7 +67,7 @@ def test_readme_sections_fill_the_pages(staged):
     assert "| semantic segmentation |" in readme
     index = (staged / "index.md").read_text()
     assert "<!-- " not in index
-    assert "](notebooks/03_unet.ipynb)" in index and "](exercises/ex08_sstem.ipynb)" in index
+    assert "](notebooks/03_unet.ipynb)" in index and "](exercises/ex13_real_data.ipynb)" in index
     # a README link to a file that is not a page points at the repository
     exercises = (staged / "exercises.md").read_text()
     assert "https://github.com/someone/unet-course/blob/v1/README.md#real-data-measured" in exercises

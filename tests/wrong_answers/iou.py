@@ -75,3 +75,22 @@ def dataset_weighted_by_images(batches, num_classes):
     ious = torch.stack([_correct_iou(_matrix(p, t, num_classes)) for p, t in batches])
     weights = torch.tensor([float(len(p)) for p, _ in batches], dtype=torch.float64).unsqueeze(1)
     return (ious * weights).sum(0) / weights.sum()
+
+
+def dataset_absent_as_zero(batches, num_classes):
+    """Accumulates correctly, but a class in no batch gets IoU 0 instead of NaN."""
+    matrix = sum(_matrix(p, t, num_classes) for p, t in batches)
+    return _correct_iou(matrix).nan_to_num(0.0)
+
+
+def dataset_union_from_one_axis(batches, num_classes):
+    """Union from the column sums twice (predicted + predicted - TP): the true pixels never count."""
+    matrix = sum(_matrix(p, t, num_classes) for p, t in batches).double()
+    tp = matrix.diagonal()
+    return tp / (matrix.sum(0) + matrix.sum(0) - tp)
+
+
+def dataset_first_image_only(batches, num_classes):
+    """Counts only the first image of every batch (preds[:1]): the other images never count."""
+    matrix = sum(_matrix(p[:1], t[:1], num_classes) for p, t in batches)
+    return _correct_iou(matrix)

@@ -111,3 +111,15 @@ def evaluate_per_batch_miou(model, loader, loss_fn, num_classes):
 def evaluate_returns_tensors(model, loader, loss_fn, num_classes):
     loss, miou = _evaluate(model, loader, loss_fn, num_classes)
     return torch.tensor(loss), torch.tensor(miou)
+
+
+def evaluate_switches_grad_off(model, loader, loss_fn, num_classes):
+    """torch.set_grad_enabled(False) instead of a `with torch.no_grad():` block: gradients stay off for the caller."""
+    torch.set_grad_enabled(False)
+    return _evaluate(model, loader, loss_fn, num_classes, no_grad=False)
+
+
+def evaluate_swapped_outputs(model, loader, loss_fn, num_classes):
+    """Returns the loss and mIoU the wrong way round."""
+    loss, miou = _evaluate(model, loader, loss_fn, num_classes)
+    return miou, loss

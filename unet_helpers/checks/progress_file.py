@@ -1,7 +1,7 @@
 """Where a learner's progress is kept: one small JSON file outside the repository.
 
 Every ``ex.check(...)``, ``ex.hint()`` and ``ex.solution()`` adds to it; ``python -m
-unet_helpers.checks.progress exercises/`` reads the hints from it. The file is
+unet_helpers progress`` reads the hints from it. The file is
 
 - ``$UNET_PROGRESS_FILE`` when that is set (``off`` turns recording off), otherwise
 - ``<user cache dir>/unet_course/progress.json`` (``~/.cache`` on Linux, ``~/Library/Caches`` on
@@ -9,7 +9,7 @@ unet_helpers.checks.progress exercises/`` reads the hints from it. The file is
 - nothing while pytest runs (nbval over ``solutions/`` must not mark a learner's exercises done),
   unless ``UNET_PROGRESS_FILE`` says otherwise.
 
-Recording never fails a check: a read-only or broken file is skipped silently.
+Recording never fails a check: a read-only file is skipped silently, a broken one is replaced.
 
 Layout::
 
@@ -49,17 +49,41 @@ def progress_path() -> Path | None:
     return user_cache_dir() / "unet_course" / "progress.json"
 
 
+def _clean_entry(entry: Any) -> dict[str, Any] | None:
+    """A progress record with the expected field types, or ``None`` when nothing usable is left."""
+    if not isinstance(entry, dict):
+        return None
+    hints = entry.get("hints", [])
+    hints = sorted({int(h) for h in hints if isinstance(h, int) and not isinstance(h, bool)}) if isinstance(hints, list) else []
+    attempts = entry.get("attempts", 0)
+    return {
+        "status": entry["status"] if isinstance(entry.get("status"), str) else "not attempted",
+        "passed_ever": entry.get("passed_ever") is True,
+        "attempts": attempts if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 0 else 0,
+        "hints": hints,
+        "solution_viewed": entry.get("solution_viewed") is True,
+        **({"updated": entry["updated"]} if isinstance(entry.get("updated"), str) else {}),
+    }
+
+
 def load_progress(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Per-exercise records from ``path`` (default: ``progress_path()``); ``{}`` if none or unreadable."""
+    """Per-exercise records from ``path`` (default: ``progress_path()``); ``{}`` if none or unreadable.
+
+    A file someone edited by hand is read as far as it makes sense: records that are not objects
+    are dropped, fields of the wrong type get their defaults.
+    """
     path = progress_path() if path is None else path
-    if path is None or not path.is_file():
-        return {}
     try:
+        if path is None or not path.is_file():
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnicodeDecodeError):
         return {}
     exercises = data.get("exercises") if isinstance(data, dict) else None
-    return exercises if isinstance(exercises, dict) else {}
+    if not isinstance(exercises, dict):
+        return {}
+    cleaned = {str(name): _clean_entry(entry) for name, entry in exercises.items()}
+    return {name: entry for name, entry in cleaned.items() if entry is not None}
 
 
 def _save(path: Path, exercises: dict[str, dict[str, Any]]) -> bool:
@@ -69,7 +93,7 @@ def _save(path: Path, exercises: dict[str, dict[str, Any]]) -> bool:
             json.dump({"version": 1, "exercises": exercises}, fh, indent=1, sort_keys=True)
         os.replace(fh.name, path)  # atomic: a crash never leaves half a file
         return True
-    except OSError:
+    except (OSError, TypeError, ValueError):
         return False
 
 
@@ -78,13 +102,12 @@ def _update(name: str, change: dict[str, Any]) -> bool:
     if path is None:
         return False
     exercises = load_progress(path)
-    entry = exercises.setdefault(name, {"status": "not attempted", "passed_ever": False, "attempts": 0,
-                                        "hints": [], "solution_viewed": False})
+    entry = exercises.setdefault(name, _clean_entry({}))
     hint = change.pop("hint", None)
     if hint is not None:
-        entry["hints"] = sorted(set(entry.get("hints", [])) | {int(hint)})
+        entry["hints"] = sorted(set(entry["hints"]) | {int(hint)})
     if change.pop("attempt", False):
-        entry["attempts"] = int(entry.get("attempts", 0)) + 1
+        entry["attempts"] += 1
     entry.update(change)
     entry["updated"] = datetime.now().isoformat(timespec="seconds")
     return _save(path, exercises)

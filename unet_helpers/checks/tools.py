@@ -1,6 +1,6 @@
-"""Small helpers shared by the exercise checks: seeded inputs, comparisons, weight sharing.
+"""Small helpers shared by the exercise checks: seeded inputs, type checks, weight sharing.
 
-Used by ``checks/blocks.py``, ``losses.py``, ``metrics.py`` and ``training.py``.
+Used by the exercise modules ``checks/exNN_*.py``; values are compared with ``compare.py``.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .core import PropertyFailed, call_learner
+from .core import PropertyFailed
+from .isolation import call_learner
 
 LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)
 
@@ -29,13 +30,6 @@ def random_target(shape: tuple[int, ...], num_classes: int, seed: int, classes: 
     return target
 
 
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """``allclose`` in float64 where NaN equals NaN, after checking shapes."""
-    if a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double(), b.detach().double(), atol=atol, rtol=rtol, equal_nan=True))
-
-
 def require_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, floating: bool = True) -> torch.Tensor:
     """Fail the property unless ``value`` is a (float) tensor of ``shape``."""
     if not isinstance(value, torch.Tensor):
@@ -49,14 +43,17 @@ def require_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, 
     return value
 
 
-def layers_in_call_order(module: nn.Module, run: Callable[[nn.Module], Any]) -> list[nn.Module]:
-    """The conv and BatchNorm layers of ``module`` in the order ``run(module)`` calls them (once each)."""
+def layers_in_call_order(module: nn.Module, run: Callable[[nn.Module], Any], learner: bool = True) -> list[nn.Module]:
+    """The conv and BatchNorm layers of ``module`` in the order ``run(module)`` calls them (once each).
+
+    ``learner``: ``module`` is the learner's (run through ``call_learner``) or the reference (run directly).
+    """
     order: list[nn.Module] = []
     hooks = [m.register_forward_hook(lambda m, _i, _o: order.append(m)) for m in module.modules()
              if isinstance(m, LAYER_TYPES)]
     try:
         with torch.no_grad():
-            call_learner(run, module)
+            call_learner(run, module) if learner else run(module)
     finally:
         for hook in hooks:
             hook.remove()

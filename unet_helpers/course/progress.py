@@ -3,13 +3,15 @@
 Usage (from the repository root)::
 
     python -m unet_helpers.course.progress exercises/
-    python -m unet_helpers.course.progress exercises/ex03_dice_loss.ipynb --timeout 120
+    python -m unet_helpers.course.progress exercises/ex06_dice_loss.ipynb --timeout 120
 
 Each notebook is executed in memory with nbclient, in its own folder, and is never written back:
 the learner's files stay exactly as they were. The checks that run inside record their status in a
 temporary progress file; hints and solutions seen come from the learner's own progress file (see
 ``checks/progress_file.py``), merged with any shown during the run. A cell that raises does not stop
-the run; it is listed under the table.
+the run; it is listed under the table. Nor does a notebook that cannot be read, whose kernel dies or
+whose cell runs past ``--timeout``: its exercises are listed as "not run" with the reason, and the
+other notebooks still run.
 """
 from __future__ import annotations
 
@@ -48,11 +50,15 @@ def find_notebooks(paths: Sequence[Path]) -> list[Path]:
 
 
 def run_notebook(path: Path, timeout: int = 300) -> NotebookRun:
-    """Execute ``path`` in memory (outputs are not saved) and collect the checks' records."""
+    """Execute ``path`` in memory (outputs are not saved) and collect the checks' records; never raises."""
     import nbformat
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(path, as_version=4)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or hand-edited notebook is reported, not fatal
+        return NotebookRun(path, {}, [f"the notebook could not be read ({type(exc).__name__}: {str(exc)[:200]})"])
+    stopped = []
     with tempfile.TemporaryDirectory(prefix="unet_progress_") as tmp:
         record_file = Path(tmp) / "progress.json"
         previous = os.environ.get(ENV_VAR)
@@ -61,18 +67,19 @@ def run_notebook(path: Path, timeout: int = 300) -> NotebookRun:
             client = NotebookClient(notebook, timeout=timeout, allow_errors=True,
                                     resources={"metadata": {"path": str(path.parent.resolve())}})
             client.execute(stderr=subprocess.DEVNULL)  # the kernel's own start-up chatter
+        except Exception as exc:  # noqa: BLE001 - a dead kernel or a cell past the timeout stops this notebook only
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            stopped.append(f"the run stopped ({type(exc).__name__}: {first_line})")
         finally:
             if previous is None:
                 os.environ.pop(ENV_VAR, None)
             else:
                 os.environ[ENV_VAR] = previous
         records = load_progress(record_file)
-    errors = []
-    for index, cell in enumerate(notebook.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                errors.append(f"cell {index}: {output.get('ename')}: {str(output.get('evalue', ''))[:200]}")
-    return NotebookRun(path, records, errors)
+    errors = [f"cell {index}: {output.get('ename')}: {str(output.get('evalue', ''))[:200]}"
+              for index, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+              if output.get("output_type") == "error"]
+    return NotebookRun(path, records, errors + stopped)
 
 
 def progress_rows(runs: Sequence[NotebookRun], saved: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
