@@ -26,9 +26,9 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from .metrics import ConfusionMatrix, to_class_ids
+from .progress import progress_bar
 from .records import EpochRecord, Evaluation, History, Preview, TrainSummary
 from .runtime import in_layout, is_distributed, is_main_process, model_device, unwrap_model
 
@@ -111,7 +111,7 @@ def train_one_epoch(
     model.train()  # BatchNorm uses batch statistics and updates its running averages
     mean = _Mean()
     autocast = torch.autocast(device.type, dtype=torch.float16) if scaler is not None else nullcontext()
-    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+    for batch in progress_bar(loader, description, leave=False, disable=not progress):
         images, targets, weights = _split_batch(batch, device)
         images = in_layout(images, channels_last)
         with autocast:
@@ -183,7 +183,7 @@ def evaluate(
     kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (images, targets, preds) to preview
     try:
         with torch.inference_mode():
-            for batch in tqdm(loader, desc="validate", leave=False, disable=not progress):
+            for batch in progress_bar(loader, "validate", leave=False, disable=not progress):
                 images, targets, weights = _split_batch(batch, device)
                 logits = model(in_layout(images, channels_last))  # (N, K, H, W)
                 preds = to_class_ids(logits, num_classes)  # (N, H, W)
@@ -241,7 +241,8 @@ def fit(
             process). One with an int attribute ``preview_images`` finds that many validation
             images with their predictions in ``history[-1].val.preview``.
         history: a previous history to continue (e.g. from ``load_checkpoint``); epochs go on numbering.
-        progress: show ``tqdm.auto`` bars (widgets in JupyterLab, text in a terminal).
+        progress: show progress bars (widgets in JupyterLab, stored finished in the notebook; text in a
+            terminal; see ``progress.py``).
         amp: mixed precision; default on for CUDA, off elsewhere.
         grad_clip: optional max gradient norm.
         channels_last: on the CPU, convert the model's weights and every batch to channels-last
@@ -265,7 +266,7 @@ def fit(
     main = is_main_process()
     preview = max((int(getattr(callback, "preview_images", 0) or 0) for callback in callbacks), default=0)
     start = len(history)
-    bar = tqdm(range(start + 1, start + epochs + 1), desc="epochs", disable=not (progress and main))
+    bar = progress_bar(range(start + 1, start + epochs + 1), "epochs", disable=not (progress and main))
     for epoch in bar:
         began = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with (before the scheduler steps)
