@@ -15,6 +15,9 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Notebook runs: cell timeout in seconds, and the sanitizer for addresses and timings.
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
+# Lesson 10 ("Use it") needs segmentation_models_pytorch: it runs in the smp environment (make test-smp).
+SMP_NOTEBOOKS := notebooks/10_use_it.ipynb
+NOT_IN_COURSE_ENV := $(addprefix --ignore=,$(SMP_NOTEBOOKS))
 
 .PHONY: lab test test-fast test-unit test-notebooks setup setup-test setup-smp test-smp exercises notebooks sync \
 	bench bench-real bench-pretrained clean
@@ -50,16 +53,17 @@ $(VENV_SMP)/.smp: requirements-smp.txt requirements.txt pyproject.toml
 
 setup-smp: $(VENV_SMP)/.smp
 
-# tests/smp/ skip in `make test` (no smp there); here a missing smp or timm fails them.
+# tests/smp/ skip in `make test` (no smp there); here a missing smp or timm fails them. Then lesson 10.
 test-smp: $(VENV_SMP)/.smp
 	UNET_SMP_REQUIRED=1 $(SMP_BIN)/python -m pytest -q tests/smp
+	$(SMP_BIN)/python -m pytest -q $(NBVAL) $(SMP_NOTEBOOKS)
 
 lab: $(VENV)/.course
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
 		--ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q --doctest-modules $(NBVAL) tests unet_helpers $(NOTEBOOK_DIRS)
+	$(BIN)/python -m pytest -q --doctest-modules $(NBVAL) $(NOT_IN_COURSE_ENV) tests unet_helpers $(NOTEBOOK_DIRS)
 
 # The edit-test loop: unit tests and doctests, without notebooks, the browser and slow tests.
 test-fast: $(VENV)/.test
@@ -69,7 +73,7 @@ test-unit: $(VENV)/.test
 	$(BIN)/python -m pytest -q tests unet_helpers --doctest-modules -m "not browser"
 
 test-notebooks: $(VENV)/.test
-	$(BIN)/python -m pytest -q $(NBVAL) $(NOTEBOOK_DIRS)
+	$(BIN)/python -m pytest -q $(NBVAL) $(NOT_IN_COURSE_ENV) $(NOTEBOOK_DIRS)
 
 # Benchmarks (speed, memory, time to accuracy): see benchmarks/README.md; results in BENCHMARKS.md.
 # `make bench` runs every part but the course and rewrites BENCHMARKS.md; `make bench-real` measures
