@@ -174,6 +174,12 @@ def test_lesson_03_renders_with_its_colab_link(visit, site):
     figures = page.page.locator(".cell_output img")
     assert figures.count() >= 1, "lesson 03 shows no stored figure"
     assert all(lab.image_size(figures.nth(i))[0] > 0 for i in range(figures.count())), "a figure did not load"
+    diagram = page.page.locator("div.cell", has_text="plot_unet_diagram(net, (256, 256))")
+    assert diagram.count() == 1, f"expected one cell drawing the U-Net diagram, found {diagram.count()}"
+    diagram.scroll_into_view_if_needed()
+    diagram.screenshot(path=ARTIFACTS / "03_unet_diagram.png")
+    image = diagram.locator(".cell_output img")
+    assert image.count() == 1 and lab.image_size(image)[0] > 0, "lesson 03 does not show the U-Net diagram"
 
 
 def test_lesson_06_shows_the_dashboard_fallback_image(visit, site):
