@@ -33,7 +33,7 @@ from PIL import Image
 from _common import ROOT, interleaved, load_average, machine_info, markdown_table, rate_cell
 
 from unet_helpers.data import synthetic_segmentation
-from unet_helpers.folder import read_image, scale_image
+from unet_helpers.image_file import read_image, scale_image
 from unet_helpers.slides.folder_stream import predict_files, predict_image, stored_values
 from unet_helpers.unet import UNet
 

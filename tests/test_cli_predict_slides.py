@@ -8,7 +8,7 @@ from PIL import Image
 from unet_helpers import UNet
 from unet_helpers.checkpoint import save_checkpoint
 from unet_helpers.cli import main
-from unet_helpers.folder import load_image
+from unet_helpers.image_file import load_image
 from unet_helpers.inference import predict, predict_tiled
 from unet_helpers.tta import TTA
 

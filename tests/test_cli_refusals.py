@@ -5,7 +5,8 @@ from PIL import Image
 
 from unet_helpers.checkpoint import load_checkpoint
 from unet_helpers.cli import main
-from unet_helpers.folder import read_image, read_mask
+from unet_helpers.image_file import read_image
+from unet_helpers.mask_file import read_mask
 from unet_helpers.inspector import inspect_masks
 
 TINY = ["--base", "2", "--depth", "1", "--quiet", "--device", "cpu"]

@@ -20,7 +20,7 @@ from unet_helpers.realdata.datasets import (
 from unet_helpers import UNet, combined_loss
 from unet_helpers.folder import SegmentationFolder
 from unet_helpers.realdata.download import DatasetUnavailableError
-from unet_helpers.folder import read_mask
+from unet_helpers.mask_file import read_mask
 from unet_helpers.transforms import Compose, RandomCrop, RandomFlipRotate
 from unet_helpers.realdata.weightmap import WeightMapDataset, border_weight_map, class_balance_weights
 

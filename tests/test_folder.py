@@ -131,7 +131,8 @@ def test_one_bit_and_gray_alpha_masks(tmp_path):
 
 # -- one reading path for every pixel mode (issue 15) ----------------------------------------------
 
-from unet_helpers.folder import load_image, read_header, read_image, read_mask, scale_image  # noqa: E402
+from unet_helpers.image_file import load_image, read_header, read_image, scale_image  # noqa: E402
+from unet_helpers.mask_file import read_mask  # noqa: E402
 
 
 def save(path, array, mode=None):
@@ -287,7 +288,7 @@ def test_a_png_named_jpg_is_the_format_error_in_a_fresh_interpreter(tmp_path):
     import sys
 
     Image.new("L", (8, 8)).save(tmp_path / "a.jpg", format="PNG")
-    code = ("from unet_helpers.folder import read_image, read_mask\n"
+    code = ("from unet_helpers.image_file import read_image\nfrom unet_helpers.mask_file import read_mask\n"
             "for reader in (read_image, lambda p: read_mask(p, None)):\n"
             "    try:\n"
             "        reader(r'%s')\n"

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from unet_helpers import UNet
-from unet_helpers.folder import read_image, scale_image
+from unet_helpers.image_file import read_image, scale_image
 from unet_helpers.slides.folder_stream import predict_files, predict_image, stored_values
 from unet_helpers.inference import predict, predict_tiled
 

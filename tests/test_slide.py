@@ -173,7 +173,7 @@ def test_predict_slide_from_a_tiled_tiff_matches_predict_tiled(model, tmp_path):
 
 
 def test_predict_slide_rgb_file_for_a_gray_model_and_per_image_normalization(model, tmp_path):
-    from unet_helpers.folder import read_image, scale_image
+    from unet_helpers.image_file import read_image, scale_image
 
     rgb = np.random.default_rng(2).integers(0, 256, (90, 110, 3), dtype=np.uint8)
     source = write_tiff(tmp_path / "rgb.tif", rgb, photometric="rgb")

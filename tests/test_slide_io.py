@@ -5,7 +5,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from unet_helpers.folder import read_image, scale_image
+from unet_helpers.image_file import read_image, scale_image
 from unet_helpers.slides.read import (
     ArraySlide,
     TiffSlide,

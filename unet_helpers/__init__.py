@@ -1,7 +1,7 @@
 """unet_helpers: the tested code behind the U-Net segmentation course.
 
 The library a learner reads sits at the top of the folder, in lesson order: ``blocks``, ``unet``,
-``losses``, ``metrics``, ``boundary``, ``data``, ``folder``, ``transforms``, ``records``,
+``losses``, ``metrics``, ``boundary``, ``data``, ``image_file``, ``mask_file``, ``folder``, ``transforms``, ``records``,
 ``loaders``, ``train``, ``checkpoint``, ``inference`` (with ``validate`` and ``runtime`` as
 helpers and ``viz/`` for figures). The wings import the library and never the other way round:
 ``inspector/``, ``realdata/``, ``views/`` (with ``widgets/``), ``cli/``, ``checks/`` and

@@ -1,4 +1,4 @@
-"""Data in memory: seeded synthetic shapes and a dataset over arrays (files: ``folder.py``).
+"""Data in memory: seeded synthetic shapes and a dataset over arrays (files: ``folder.py``, ``image_file.py``, ``mask_file.py``).
 
 The synthetic set is built in ``notebooks/06_training.ipynb``.
 

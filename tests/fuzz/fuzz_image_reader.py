@@ -18,7 +18,8 @@ import atheris
 with atheris.instrument_imports(include=["unet_helpers"]):
     from PIL import Image
 
-    from unet_helpers.folder import read_header, read_image, read_mask, scale_image
+    from unet_helpers.image_file import read_header, read_image, scale_image
+    from unet_helpers.mask_file import read_mask
 
 EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".gif")
 READERS = ("header", "image", "image1", "image3", "mask")

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..atomic import atomic_path
-from ..folder import MAX_MASK_VALUE
+from ..mask_file import MAX_MASK_VALUE
 
 
 class CliError(Exception):

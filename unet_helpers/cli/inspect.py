@@ -1,6 +1,6 @@
 """``python -m unet_helpers inspect PRED_DIR TRUE_DIR``: the mask inspector's report for two folders.
 
-Masks are paired by file stem (``folder.files_by_stem``) and read with ``folder.read_mask``; the
+Masks are paired by file stem (``folder.files_by_stem``) and read with ``mask_file.read_mask``; the
 report is ``inspector.inspect_masks``'s, as Markdown or ``--json``.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..folder import MASK_EXTENSIONS, files_by_stem, mask_lookup, read_mask
+from ..mask_file import MASK_EXTENSIONS, mask_lookup, read_mask
+from ..folder import files_by_stem
 from ..inspector import InspectorSettings, inspect_masks
 from .common import (CliError, add_pixel_limit_argument, non_negative_float, non_negative_int, open_fraction, parse_list,
                      parse_mask_values, positive_int, require_dir)

@@ -1,6 +1,6 @@
 """``python -m unet_helpers predict [CHECKPOINT] INPUT OUT``: a PNG mask for every image in a folder.
 
-Each image is read and scaled exactly as ``SegmentationFolder`` did in training (``folder.load_image``
+Each image is read and scaled exactly as ``SegmentationFolder`` did in training (``image_file.load_image``
 with the model's channels and scaling); images larger than ``--tile`` are predicted tile by tile
 (``inference.predict_tiled``). The model is a checkpoint of ``train`` (``.pt``) or an ONNX file of
 ``export``: ``--onnx model.onnx`` instead of the checkpoint argument, or a checkpoint argument
@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..folder import IMAGE_EXTENSIONS, files_by_stem, load_image
+from ..image_file import IMAGE_EXTENSIONS, load_image
+from ..folder import files_by_stem
 from ..inference import predict, predict_tiled
 from ..runtime import get_device
 from ..slides.stream import STREAM_ABOVE_PIXELS, predict_slide, should_stream

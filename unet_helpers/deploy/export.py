@@ -77,7 +77,7 @@ class OnnxMetadata:
     num_classes: int  # K of the output (1: binary logits)
     min_size: int  # smallest H and W the model accepts (2**depth for a UNet)
     class_names: tuple[str, ...] | None = None  # from the checkpoint, one per class
-    normalize: str | None = None  # image scaling used in training ("unit", "per_image"; see folder.scale_image)
+    normalize: str | None = None  # image scaling used in training ("unit", "per_image"; see image_file.scale_image)
     mask_values: dict[int, int] | None = None  # raw mask value -> class id of the training masks
     model_config: dict | None = None  # UNetConfig as a dict, when the model is a UNet
 

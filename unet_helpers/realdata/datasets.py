@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..data import split_indices
-from ..folder import SegmentationFolder, read_mask
+from ..mask_file import read_mask
+from ..folder import SegmentationFolder
 from ..transforms import PairTransform, training_transform
 from .download import dataset_dir
 from .prepare import SSTEM_LABEL_TO_CLASS, sstem_labels_to_classes

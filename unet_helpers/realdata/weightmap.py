@@ -27,7 +27,8 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from ..folder import SegmentationFolder, read_mask
+from ..mask_file import read_mask
+from ..folder import SegmentationFolder
 from ..transforms import PairTransform
 from ..validate import as_class_ids
 

@@ -7,7 +7,7 @@ decodes a file, and the decoder waits while the model runs. ``predict_files`` ha
 model on this one (``benchmarks/bench_folder.py`` measures images per second against the loop).
 
 Every image is read and scaled exactly as ``SegmentationFolder`` reads it in training
-(``folder.read_image`` then ``folder.scale_image``), and predicted whole when it fits in one tile,
+(``image_file.read_image`` then ``image_file.scale_image``), and predicted whole when it fits in one tile,
 tiled (``predict_tiled``) otherwise, so the class ids equal the loop's (tested).
 
 Shapes: an image ``(C, H, W)`` float32; its class ids ``(H, W)`` int64.
@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..folder import read_image, scale_image
+from ..image_file import read_image, scale_image
 from ..inference import predict, predict_tiled
 
 

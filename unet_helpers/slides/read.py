@@ -35,7 +35,7 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..folder import NORMALIZE_MODES, scale_image
+from ..image_file import NORMALIZE_MODES, scale_image
 
 TIFF_EXTENSIONS = (".tif", ".tiff", ".btf", ".tf8")
 DEFAULT_MAX_PIXELS = 1 << 32  # 65536 x 65536: Pillow's own formats stop near here (JPEG: 65500 a side)
@@ -316,7 +316,7 @@ def open_slide(source: str | Path | np.ndarray, max_pixels: int = DEFAULT_MAX_PI
 
 
 def convert_channels(rows: np.ndarray, channels: int | None) -> np.ndarray:
-    """``rows`` with ``channels`` channels, converted as ``folder.read_image`` converts a file.
+    """``rows`` with ``channels`` channels, converted as ``image_file.read_image`` converts a file.
 
     8-bit RGB to gray uses Pillow's own conversion (ITU-R 601-2 luma), so a band gives the same
     values as the whole image read by Pillow; gray to RGB repeats the channel; an alpha channel is
