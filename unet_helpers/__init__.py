@@ -1,11 +1,14 @@
 """unet_helpers: the tested code behind the U-Net segmentation course.
 
-The library a learner reads sits at the top of the folder, in lesson order: ``blocks``, ``unet``,
-``losses``, ``metrics``, ``boundary``, ``data``, ``image_file``, ``mask_file``, ``folder``, ``transforms``, ``records``,
-``loaders``, ``train``, ``checkpoint``, ``inference`` (with ``validate`` and ``runtime`` as
-helpers and ``viz/`` for figures). The wings import the library and never the other way round:
-``inspector/``, ``realdata/``, ``views/`` (with ``widgets/``), ``cli/``, ``checks/`` and
-``course/``. Each module says which notebook builds it; the public names are collected here.
+The library a learner reads sits at the top of the folder, in lesson order: ``blocks``, ``unet``
+(lessons 02-03), ``losses`` (04), ``metrics``, ``boundary`` (05), ``data``, ``transforms``,
+``records``, ``loaders``, ``train``, ``progress``, ``tensorboard_log``, ``checkpoint`` (06),
+``inference``, ``tta`` (08), ``image_file``, ``mask_file``, ``folder`` (09) and ``encoders/`` (10),
+with ``validate``, ``runtime`` and ``atomic`` as helpers and ``viz/`` for figures. The wings import
+the library and never the other way round: ``inspector/``, ``realdata/``, ``views/`` (with
+``widgets/``), ``slides/``, ``deploy/``, ``cli/``, ``checks/`` and ``course/``
+(``tests/test_layering.py``). Each module says which notebook builds it; the public names are
+collected here.
 """
 from .blocks import DoubleConv, Down, Up, align_to
 from .boundary import boundary_f1, boundary_map
