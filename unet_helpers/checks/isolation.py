@@ -329,6 +329,7 @@ class Session:
         self.uses: dict[str, int] = {}
         self.mutations: list[str] = []
         self.state_changes: list[str] = []
+        self.last_states: tuple[TorchState, TorchState] | None = None  # (before, after) of the latest call
         self.calls = 0
         self.returned = 0
         self._token: contextvars.Token | None = None
@@ -370,6 +371,7 @@ class Session:
         finally:
             self.tripwire.disarm()
             after = TorchState.capture()
+            self.last_states = (before, after)
             self.state_changes += [c for c in before.changes(after, random_allowed) if c not in self.state_changes]
             before.restore()
             self._compare_inputs(fn, args, kwargs, given_args, given_kwargs)
