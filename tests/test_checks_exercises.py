@@ -50,6 +50,7 @@ WRONG = [
     ("task_choice", wt.misspelt_architecture, "tumour outline: task and architecture", "'UNet' is not one of"),
     ("task_choice", wt.extra_problem, "answers only the listed problems", "weather forecast"),
     ("task_choice", wt.returns_a_list, "returns a dict of answers", "should return a dict"),
+    ("task_choice", wt.seeds_torch, STATE_UNCHANGED, "re-seeded (torch.manual_seed(0))"),
     # ex04 U-Net forward
     ("unet_forward", wu.SkipsInEncoderOrder, "output (N, K, H, W) (even sizes)", "Your code raised"),
     ("unet_forward", wu.BottleneckAsSkip, "output (N, K, H, W) (even sizes)", "Your code raised"),
