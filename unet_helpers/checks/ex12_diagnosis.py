@@ -276,8 +276,8 @@ def _accepts(fn: Callable[..., Any]) -> None:
 def _evidence_properties() -> list[Property]:
     return [
         Property("returns the six numbers as a dict", "a healthy model, class 1, 24 images of 64x64", _keys,
-                 f"Return `dict(band_iou=..., interior_iou=..., small_recall=..., large_recall=..., share_ratio=..., "
-                 f"confused_with=...)`."),
+                 "Return `dict(band_iou=..., interior_iou=..., small_recall=..., large_recall=..., share_ratio=..., "
+                 "confused_with=...)`."),
         Property("band and interior IoU", "an eroding and a healthy model, class 1", _band,
                  "`edges = inner(true_k) | inner(~true_k)`, `band = distance_transform_edt(~edges) < band_width`; IoU "
                  "within the band and outside it, counts summed over the images."),
