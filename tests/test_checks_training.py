@@ -56,6 +56,7 @@ def test_detached_loss_gets_a_specific_hint():
     (wrong.evaluate_swapped_outputs, "mean loss over images (weighted by batch size)", "your value differs"),
     (wrong.evaluate_switches_grad_off, GRAD_LEFT_OFF, "switches gradient tracking off for good"),
     (wrong.evaluate_grad_off_for_good, STATE_UNCHANGED, "gradient tracking was left off"),
+    (wrong.evaluate_toggles_grad_mode, "grad mode back as the caller had it", "returned with it on"),
 ])
 def test_evaluate_wrong_answers(fn, prop, fragment):
     result = exercise("evaluate").check(fn)

@@ -276,6 +276,20 @@ def _ev_no_grad(fn: Callable[..., Any]) -> None:
                                            "no graph is kept, which saves memory and time.")
 
 
+def _ev_caller_grad_off(fn: Callable[..., Any]) -> None:
+    with torch.no_grad():  # a caller that evaluates inside its own no_grad block
+        _run_evaluate(fn)
+    session = current_session()
+    states = session.last_states if session is not None else None
+    if states is not None and not states[0].grad_enabled and states[1].grad_enabled:
+        raise PropertyFailed(
+            "Called with gradient tracking off (inside the caller's `with torch.no_grad():`), your evaluate returned "
+            "with it on: `torch.set_grad_enabled(True)` at the end switches it on whatever the caller had.",
+            "grad mode on after evaluate returned", "off, as the caller had it",
+            hint="Use `with torch.no_grad():` around the loop instead of switching the mode by hand: it puts back "
+                 "whatever mode the caller had.")
+
+
 def _ev_values(fn: Callable[..., Any], index: int, name: str, message: str) -> None:
     run = _run_evaluate(fn)
     got = float(run["result"][index])
@@ -305,6 +319,8 @@ def _evaluate_properties() -> list[Property]:
         Property("no gradients tracked (torch.no_grad())", data, _ev_no_grad),
         Property("mean loss over images (weighted by batch size)", data, _ev_loss),
         Property("mIoU from counts over the whole dataset", data, _ev_miou),
+        Property("grad mode back as the caller had it", "the same, called inside the caller's torch.no_grad()",
+                 _ev_caller_grad_off),
     ]
 
 
