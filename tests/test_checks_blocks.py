@@ -58,6 +58,7 @@ def test_stub_is_not_attempted(stub_ns, name, cls):
     (dc.Kernel5, "two 3x3 convolutions", "kernel_size=(5, 5)"),
     (dc.NoFinalRelu, "order conv -> BatchNorm -> ReLU", "applies ReLU 1 time"),
     (dc.SecondConvFromInput, "keeps height and width", "expected input[2, 8, 16, 16] to have 3 channels"),
+    (dc.DeterministicInInit, STATE_UNCHANGED, "use_deterministic_algorithms was switched on"),
 ])
 def test_double_conv_wrong_answers(wrong, prop, fragment):
     result = exercise("double_conv").check(wrong)
@@ -68,10 +69,10 @@ def test_double_conv_wrong_answers(wrong, prop, fragment):
 def test_learner_exception_names_their_line_not_the_package():
     result = exercise("double_conv").check(dc.SecondConvFromInput)
     assert result.error.startswith("RuntimeError: Given groups=1")
-    assert result.error_where == "line 7 of your `forward`: `return self.net(x)`"
+    assert result.error_where == "line 8 of your `forward`: `return self.net(x)`"  # line 8 of double_conv.py
     assert "torch/nn" not in str(result) and "Traceback" not in str(result)
     assert "Your code raised `RuntimeError: Given groups=1" in result._repr_markdown_()
-    assert "at line 7 of your `forward`: `return self.net(x)`." in result._repr_markdown_()
+    assert "at line 8 of your `forward`: `return self.net(x)`." in result._repr_markdown_()
 
 
 @pytest.mark.parametrize("wrong, prop, fragment", [
@@ -81,6 +82,7 @@ def test_learner_exception_names_their_line_not_the_package():
     (ub.AddInsteadOfConcat, "concatenate, don't add: DoubleConv(skip_channels + in_channels, out_channels)", "12"),
     (ub.ShrinkSkip, "output has the skip's size (even sizes)", "(2, 6, 5, 6)"),
     (ub.ZeroPad, "odd sizes: pad bottom/right by replicating", "pad with zeros"),
+    (ub.SeedsInForward, STATE_UNCHANGED, "re-seeded (torch.manual_seed(0))"),
 ])
 def test_up_block_wrong_answers(wrong, prop, fragment):
     result = exercise("up_block").check(wrong)

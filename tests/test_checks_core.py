@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from unet_helpers.checks import CheckResult, Property, PropertyFailed, Status, exercise, list_exercises
+from unet_helpers.checks.compare import expect_gradient
 from unet_helpers.checks.core import learner_error
 from unet_helpers.checks.isolation import call_learner
 from unet_helpers.checks.exercise import Exercise, ExerciseSpec
@@ -196,3 +197,16 @@ def test_corrupt_progress_file_is_replaced_not_fatal(progress_file):
     progress_file.write_text("{ not json")
     assert load_progress() == {}
     assert record_check("dice_loss", "correct") and load_progress()["dice_loss"]["status"] == "correct"
+
+
+def test_expect_gradient_names_a_missing_and_a_wrong_gradient_and_passes_the_right_one():
+    """The one gradient helper of the loss checks (ex05-ex07): no graph, right value with a wrong gradient."""
+    logits = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    reference = lambda x: x.softmax(1).square().mean()  # noqa: E731
+    expect_gradient(reference, reference, logits, "cut")
+    with pytest.raises(PropertyFailed, match="no gradient") as no_graph:
+        expect_gradient(lambda x: reference(x).detach(), reference, logits, "cut")
+    assert no_graph.value.hint == "cut"
+    with pytest.raises(PropertyFailed, match="gradient with respect to the logits differs"):
+        expect_gradient(lambda x: reference(x).detach() + 0 * x.sum(), reference, logits, "cut")
+    expect_gradient(lambda x: reference(x) + 1 + 0 * x.sum(), reference, logits, "cut")  # wrong value: left to others

@@ -96,6 +96,7 @@ def test_solution_notebooks_show_the_solution_code():
     (wb.hard_dice, "differentiable: gradient reaches the logits", "no gradient"),
     (wb.target_not_float, "returns a scalar tensor", "can't be cast"),
     (wb.returns_tuple, "returns a scalar tensor", "got a tuple"),
+    (wb.squeezes_target_in_place, INPUTS_UNCHANGED, "`target`: its shape or dtype changed"),
 ])
 def test_bce_dice_wrong_answers(fn, prop, fragment):
     result = exercise("bce_dice_loss").check(fn)
@@ -131,6 +132,7 @@ def test_empty_batch_rule_is_the_packages():
     (wu.ZeroPad, "odd sizes: pad bottom/right by replicating", "pad with zeros"),
     (wu.PadTopLeft, "odd sizes: pad bottom/right by replicating", "top/left"),
     (wu.CropSkip, "odd sizes: output still has the skip's size", "(1, 5, 8, 8)"),
+    (wu.SeedsInInit, STATE_UNCHANGED, "re-seeded (torch.manual_seed(0))"),
 ])
 def test_up_transpose_wrong_answers(cls, prop, fragment):
     result = exercise("up_transpose").check(cls)

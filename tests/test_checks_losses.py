@@ -42,6 +42,7 @@ def test_stub_is_not_attempted(ex):
     (wrong.nan_when_all_ignored, "every pixel ignored gives 0 with a gradient", "the loss should be 0"),
     (wrong.returns_per_class, "returns a scalar tensor", "shape (3,)"),
     (wrong.mutates_target, "leaves its inputs unchanged", "changed an input in place: `target`"),
+    (wrong.float64_by_default, "leaves torch's global state as it found it", "default dtype was left at torch.float64"),
 ])
 def test_wrong_answers_name_the_property(ex, fn, prop, fragment):
     result = ex.check(fn)

@@ -49,6 +49,7 @@ def test_dataset_iou_with_a_stubbed_helper_is_not_attempted(solution_ns):
     (wrong.integer_division, "returns one IoU per class", "torch.int64"),
     (wrong.nan_when_never_true, "predicted but never true gives 0, not NaN", "0 / FP = 0"),
     (wrong.in_place, "leaves its inputs unchanged", "changed an input in place: `matrix`"),
+    (wrong.float64_by_default, STATE_UNCHANGED, "default dtype was left at torch.float64"),
 ])
 def test_iou_wrong_answers(fn, prop, fragment):
     result = exercise("iou_from_confusion").check(fn)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unet_helpers.checks import Status, exercise
+from unet_helpers.checks.ex10_training_loop import GRAD_LEFT_OFF
+from unet_helpers.checks.exercise import STATE_UNCHANGED
 from wrong_answers import REPO, load_definitions
 from wrong_answers import training as wrong
 
@@ -51,12 +54,22 @@ def test_detached_loss_gets_a_specific_hint():
     (wrong.evaluate_per_batch_miou, "mIoU from counts over the whole dataset", "per-batch mIoUs"),
     (wrong.evaluate_returns_tensors, "returns (mean loss, mIoU) as two floats", "two Python floats"),
     (wrong.evaluate_swapped_outputs, "mean loss over images (weighted by batch size)", "your value differs"),
-    (wrong.evaluate_switches_grad_off, "no gradients tracked (torch.no_grad())", "Also failing: leaves torch's global state"),
+    (wrong.evaluate_switches_grad_off, GRAD_LEFT_OFF, "switches gradient tracking off for good"),
+    (wrong.evaluate_grad_off_for_good, STATE_UNCHANGED, "gradient tracking was left off"),
+    (wrong.evaluate_toggles_grad_mode, "grad mode back as the caller had it", "returned with it on"),
 ])
 def test_evaluate_wrong_answers(fn, prop, fragment):
     result = exercise("evaluate").check(fn)
     assert result.status is Status.INCORRECT and result.failed == prop, str(result)
     assert fragment in str(result) and prop in str(result)
+
+
+def test_grad_left_off_is_the_headline_not_the_tracked_forwards():
+    """An evaluate that calls torch.set_grad_enabled(False) (and then tracks anyway) is told about the leak first."""
+    result = exercise("evaluate").check(wrong.evaluate_switches_grad_off)
+    assert result.failed == GRAD_LEFT_OFF and "Gradients were tracked" not in str(result), str(result)
+    assert f"Also failing: {STATE_UNCHANGED}" in str(result) and "with torch.no_grad():" in result.hint
+    assert torch.is_grad_enabled()  # the check switched tracking back on
 
 
 def test_check_references_agree_with_the_package_trainer():

@@ -107,3 +107,11 @@ def returns_tuple(logits, target, lam=1.0, eps=1e-6):
     bce = F.binary_cross_entropy_with_logits(scores, y)
     dice = _dice_term(torch.sigmoid(scores), y, eps)
     return bce + lam * dice, {"bce": float(bce), "dice": float(dice)}
+
+
+def squeezes_target_in_place(logits, target, lam=1.0, eps=1e-6):
+    """The right value, but `target.squeeze_(1)` turns the caller's (N, 1, H, W) mask into (N, H, W)."""
+    if target.ndim == 4:
+        target.squeeze_(1)  # in place: the caller's tensor changes shape
+    scores, y = logits[:, 0], target.float()
+    return F.binary_cross_entropy_with_logits(scores, y) + lam * _dice_term(torch.sigmoid(scores), y, eps)

@@ -12,7 +12,7 @@ EIGHT = np.ones((3, 3), bool)
 
 
 def _evidence(preds, targets, k, band_width=2, small_size=64, band_of="both", found_rule="half", share="pred/true",
-              undefined=math.nan, structure=EIGHT, confusion="most", per_image=False):
+              undefined=math.nan, structure=EIGHT, confusion="most", per_image=False, band_rule="<", small_rule="<"):
     def edge(mask):
         return mask & ~ndimage.binary_erosion(mask, FOUR, border_value=1)
 
@@ -25,7 +25,8 @@ def _evidence(preds, targets, k, band_width=2, small_size=64, band_of="both", fo
         pred, target = np.asarray(pred), np.asarray(target)
         t, p = target == k, pred == k
         edges = edge(t) | edge(~t) if band_of == "both" else edge(t)
-        band = ndimage.distance_transform_edt(~edges) < band_width if edges.any() else np.zeros_like(t)
+        distance = ndimage.distance_transform_edt(~edges) if edges.any() else np.full(t.shape, np.inf)
+        band = distance <= band_width if band_rule == "<=" else distance < band_width
         bi, bu = (t & p & band).sum(), ((t | p) & band).sum()
         band_i, band_u = band_i + bi, band_u + bu
         inside_i, inside_u = inside_i + (t & p & ~band).sum(), inside_u + ((t | p) & ~band).sum()
@@ -33,8 +34,8 @@ def _evidence(preds, targets, k, band_width=2, small_size=64, band_of="both", fo
         labels, count = ndimage.label(t, structure=structure)
         sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
         hits = np.bincount(labels.ravel(), weights=p.ravel(), minlength=count + 1)[1:]
-        found = hits > 0 if found_rule == "any" else hits >= 0.5 * sizes
-        is_small = sizes < small_size
+        found = {"any": hits > 0, "whole": hits == sizes, "half": hits >= 0.5 * sizes}[found_rule]
+        is_small = sizes <= small_size if small_rule == "<=" else sizes < small_size
         small = [small[0] + is_small.sum(), small[1] + (found & is_small).sum()]
         large = [large[0] + (~is_small).sum(), large[1] + (found & ~is_small).sum()]
         true_pixels, pred_pixels = true_pixels + t.sum(), pred_pixels + p.sum()
@@ -79,6 +80,27 @@ def objects_by_four_neighbours(preds, targets, k, band_width=2, small_size=64):
 def least_confused(preds, targets, k, band_width=2, small_size=64):
     """The class taking the fewest missed pixels."""
     return _evidence(preds, targets, k, band_width, small_size, confusion="least")
+
+
+def found_only_when_whole(preds, targets, k, band_width=2, small_size=64):
+    """An object counts as found only when every one of its pixels is predicted (the course: half)."""
+    return _evidence(preds, targets, k, band_width, small_size, found_rule="whole")
+
+
+def small_includes_the_threshold(preds, targets, k, band_width=2, small_size=64):
+    """``sizes <= small_size``: an object of exactly ``small_size`` pixels counted as small."""
+    return _evidence(preds, targets, k, band_width, small_size, small_rule="<=")
+
+
+def background_is_no_confusion(preds, targets, k, band_width=2, small_size=64):
+    """Only foreground classes considered for ``confused_with``: a model whose misses became background
+    then reads as 'nothing missed' (None)."""
+    return _evidence(preds, targets, k, band_width, small_size, confusion="non-background")
+
+
+def band_includes_its_width(preds, targets, k, band_width=2, small_size=64):
+    """``distance <= band_width``: the band one pixel wider than defined."""
+    return _evidence(preds, targets, k, band_width, small_size, band_rule="<=")
 
 
 def band_iou_mean_per_image(preds, targets, k, band_width=2, small_size=64):

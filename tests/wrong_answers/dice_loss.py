@@ -84,3 +84,11 @@ def mutates_target(logits, target, eps=1e-6, ignore_index=None):
     one_hot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
     inter, pred, true = (probs * one_hot).sum((0, 2, 3)), probs.sum((0, 2, 3)), one_hot.sum((0, 2, 3))
     return _present_mean((2 * inter + eps) / (pred + true + eps), true, logits)
+
+
+def float64_by_default(logits, target, eps=1e-6, ignore_index=None):
+    """The right value, but torch.set_default_dtype(torch.float64) "for precision": every later
+    torch.zeros/randn of the caller is float64 (and no longer matches a float32 model)."""
+    torch.set_default_dtype(torch.float64)
+    inter, pred, true = _terms(logits.softmax(1), target, ignore_index)
+    return _present_mean((2 * inter + eps) / (pred + true + eps), true, logits)

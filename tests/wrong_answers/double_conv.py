@@ -1,4 +1,5 @@
 """Wrong ``DoubleConv`` blocks (exercise 1), each with one plausible mistake."""
+import torch
 import torch.nn as nn
 
 
@@ -77,4 +78,17 @@ class SecondConvFromInput(_Block):
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(),
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(),
+        )
+
+
+class DeterministicInInit(_Block):
+    """Right block, but switches torch.use_deterministic_algorithms(True) on "for reproducibility" in
+    __init__: a process-wide switch the caller did not ask for (and that makes some CUDA ops raise)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        torch.use_deterministic_algorithms(True)
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(),
         )

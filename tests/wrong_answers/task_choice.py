@@ -1,6 +1,8 @@
 """Wrong answers to exercise 01, ``my_answers() -> {problem: (task, architecture)}``."""
 from __future__ import annotations
 
+import torch
+
 from unet_helpers.checks.ex01_task_choice import PROBLEMS
 
 
@@ -54,3 +56,10 @@ def half_answered():
     """Only the first half answered: incomplete, not wrong."""
     right = _right()
     return {key: right[key] for key in list(right)[: len(right) // 2]}
+
+
+def seeds_torch():
+    """Right answers, but the lesson's `torch.manual_seed(0)` pasted at the top: the caller's random stream
+    starts over."""
+    torch.manual_seed(0)
+    return _right()

@@ -119,6 +119,32 @@ def evaluate_switches_grad_off(model, loader, loss_fn, num_classes):
     return _evaluate(model, loader, loss_fn, num_classes, no_grad=False)
 
 
+def evaluate_grad_off_for_good(model, loader, loss_fn, num_classes):
+    """Gradients switched off with torch.set_grad_enabled(False) and never switched back: right numbers."""
+    torch.set_grad_enabled(False)
+    model.eval()
+    cm, total, count = ConfusionMatrix(num_classes), 0.0, 0
+    for images, masks in loader:
+        logits = model(images)
+        total, count = total + loss_fn(logits, masks).item() * len(images), count + len(images)
+        cm.update(logits, masks)
+    return total / count, cm.miou()
+
+
+def evaluate_toggles_grad_mode(model, loader, loss_fn, num_classes):
+    """Gradients switched off by hand and back on at the end: right numbers, but a caller that had them off
+    (evaluating inside its own `with torch.no_grad():`) gets them switched on."""
+    torch.set_grad_enabled(False)
+    model.eval()
+    cm, total, count = ConfusionMatrix(num_classes), 0.0, 0
+    for images, masks in loader:
+        logits = model(images)
+        total, count = total + loss_fn(logits, masks).item() * len(images), count + len(images)
+        cm.update(logits, masks)
+    torch.set_grad_enabled(True)
+    return total / count, cm.miou()
+
+
 def evaluate_swapped_outputs(model, loader, loss_fn, num_classes):
     """Returns the loss and mIoU the wrong way round."""
     loss, miou = _evaluate(model, loader, loss_fn, num_classes)

@@ -71,3 +71,13 @@ class ZeroPad(_Up):
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
         return self.conv(torch.cat([skip, F.pad(x, (0, dw, 0, dh))], dim=1))
+
+
+class SeedsInForward(_Up):
+    """Right block, but calls torch.manual_seed(0) in forward "to make it reproducible": every forward
+    resets the caller's random stream (the next batch's shuffling and dropout repeat)."""
+
+    def forward(self, x, skip):
+        torch.manual_seed(0)
+        x = self.pad(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), skip)
+        return self.conv(torch.cat([skip, x], dim=1))

@@ -87,3 +87,15 @@ class ResizeToSkip(_Base):
     def forward(self, x, skip):
         x = F.interpolate(self.up(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.conv(torch.cat([skip, x], dim=1))
+
+
+class SeedsInInit(_Base):
+    """Right block, but torch.manual_seed(0) in __init__ for reproducible weights: building the block resets
+    the caller's random stream, so every model built after it starts from the same numbers."""
+
+    def __init__(self, in_channels, skip_channels, out_channels):
+        torch.manual_seed(0)
+        super().__init__(in_channels, skip_channels, out_channels)
+
+    def forward(self, x, skip):
+        return self.conv(torch.cat([skip, _pad(self.up(x), skip)], dim=1))

@@ -5,6 +5,10 @@ tolerances, NaN equal to NaN). Otherwise it tries each ``Variant``: what the ref
 with one convention changed, or with one classic mistake made. The first variant that reproduces
 the learner's value names the slip; a variant with ``convention`` set is an equivalent answer
 that follows another convention (reported as such, with why this course's convention matters).
+
+``expect_gradient(loss_of, reference_of, logits, cut_hint)`` is the gradient property of the loss
+exercises: the learner's loss must carry a gradient to the logits, and where its value is the
+reference's, so must its gradient.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 
 from .core import PropertyFailed
+from .isolation import call_learner
 
 # float32 has about 7 significant digits; sums over a few thousand pixels lose about three of them.
 ATOL, RTOL = 1e-5, 1e-4
@@ -102,3 +107,33 @@ def expect_same(got: Any, expected: Any, what: str, variants: Sequence[Variant] 
             raise PropertyFailed(f"{variant.message} ({what})", show(got), show(expected), hint=variant.hint,
                                  name=variant.name, convention=variant.convention)
     raise PropertyFailed(f"Your value differs from the reference on {what}.", show(got), show(expected))
+
+
+def expect_gradient(loss_of: Callable[[torch.Tensor], torch.Tensor], reference_of: Callable[[torch.Tensor], torch.Tensor],
+                    logits: torch.Tensor, cut_hint: str, rtol: float = 1e-3,
+                    differs: str = "The gradient with respect to the logits differs from the reference's.") -> None:
+    """Raise ``PropertyFailed`` unless the learner's loss back-propagates the reference's gradient.
+
+    A loss with a wrong value but some gradient passes here: the properties on values name it.
+
+    Args:
+        loss_of: logits -> the learner's loss (a scalar tensor; called once).
+        reference_of: logits -> the reference loss.
+        logits: the input; a fresh leaf copy that requires grad is used.
+        cut_hint: the hint when the loss has no gradient at all (what cut the graph).
+        rtol: relative tolerance of the gradient comparison (absolute: 1e-6).
+        differs: the message when the value matches but the gradient does not.
+    """
+    logits = logits.detach().clone().requires_grad_(True)
+    loss = loss_of(logits)
+    if not loss.requires_grad:
+        raise PropertyFailed("The loss has no gradient with respect to the logits.", "requires_grad=False",
+                             "requires_grad=True", hint=cut_hint)
+    call_learner(loss.backward)
+    reference = reference_of(logits)
+    if not same(loss.detach(), reference.detach()):
+        return  # a gradient exists; the value itself is wrong, which the properties on values name
+    expected = torch.autograd.grad(reference, logits)[0]
+    if logits.grad is None or not torch.allclose(logits.grad, expected, atol=1e-6, rtol=rtol):
+        raise PropertyFailed(differs, None if logits.grad is None else logits.grad.reshape(-1)[:4],
+                             expected.reshape(-1)[:4])

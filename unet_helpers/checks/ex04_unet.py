@@ -149,7 +149,7 @@ def _properties() -> list[Property]:
         Property("output (N, K, H, W) (even sizes)", f"{configs}; inputs {', '.join(map(str, EVEN))} (N, H, W)", _even,
                  "The head maps base channels to K; every Up returns its skip's size, so the output has the input's."),
         Property("odd sizes: output keeps H and W", f"the same models; inputs {', '.join(map(str, ODD))}", _odd),
-        Property("same output as unet_helpers.UNet", f"random weights copied in, eval mode, depths 2, 3, 4, even and "
+        Property("same output as unet_helpers.UNet", "random weights copied in, eval mode, depths 2, 3, 4, even and "
                  "odd sizes", _matches,
                  "Encoder: `features = [self.inc(x)]`, then `features.append(down(features[-1]))` for every Down. "
                  "Decoder: start from the deepest map, `x = features.pop()`, then `x = up(x, features.pop())`."),

@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..losses import pixel_cross_entropy
-from .compare import Variant, expect_same, same
+from .compare import Variant, expect_gradient, expect_same
 from .core import Property, PropertyFailed
 from .isolation import call_learner
 from .spec import ExerciseSpec
@@ -88,22 +87,11 @@ def _scalar(fn: Callable[..., Any]) -> None:
 
 
 def _differentiable(fn: Callable[..., Any]) -> None:
-    shape, seed = CASES[0]
-    logits, target = _case(shape, seed)
-    logits.requires_grad_(True)
-    loss = _call(fn, logits, target)
-    if not loss.requires_grad:
-        raise PropertyFailed("The loss has no gradient with respect to the logits.", "requires_grad=False",
-                             "requires_grad=True", hint="Stay in torch: no .item(), .detach() or NumPy inside the loss.")
-    call_learner(loss.backward)
-    reference = _reference(logits, target)
-    if not same(loss.detach(), reference.detach()):
-        return  # a gradient exists; the value itself is wrong, which the properties on values name
-    expected = torch.autograd.grad(reference, logits)[0]
-    if logits.grad is None or not torch.allclose(logits.grad, expected, atol=1e-6, rtol=1e-4):
-        raise PropertyFailed("The gradient with respect to the logits differs from cross-entropy's "
-                             "(softmax - one_hot) / pixels.", None if logits.grad is None else logits.grad.reshape(-1)[:4],
-                             expected.reshape(-1)[:4])
+    logits, target = _case(*CASES[0])
+    expect_gradient(lambda x: _call(fn, x, target), lambda x: _reference(x, target), logits,
+                    "Stay in torch: no .item(), .detach() or NumPy inside the loss.", rtol=1e-4,
+                    differs="The gradient with respect to the logits differs from cross-entropy's "
+                            "(softmax - one_hot) / pixels.")
 
 
 def _plain(fn: Callable[..., Any]) -> None:

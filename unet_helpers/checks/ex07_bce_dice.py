@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import bce_dice_loss
-from .compare import Variant, expect_same, same
+from .compare import Variant, expect_gradient, expect_same, same
 from .core import Property, PropertyFailed
 from .isolation import call_learner
 from .spec import ExerciseSpec
@@ -121,20 +121,10 @@ def _scalar(fn: Callable[..., Any]) -> None:
 
 def _differentiable(fn: Callable[..., Any]) -> None:
     shape, seed = _CASES[0]
-    logits = _logits(shape, seed).requires_grad_(True)
-    loss = _call(fn, logits, _target(shape, seed))
-    if not loss.requires_grad:
-        raise PropertyFailed("The loss has no gradient with respect to the logits.", "requires_grad=False",
-                             "requires_grad=True", hint="Thresholding (logits > 0) or .item()/.detach()/numpy cut the "
-                             "graph: use soft probabilities, torch.sigmoid(logits).")
-    call_learner(loss.backward)
-    reference = _reference(logits, _target(shape, seed))
-    if not same(loss.detach(), reference.detach()):
-        return  # a gradient exists; the value itself is wrong, which the properties on values name
-    expected = torch.autograd.grad(reference, logits)[0]
-    if logits.grad is None or not torch.allclose(logits.grad, expected, atol=1e-6, rtol=1e-3):
-        raise PropertyFailed("The gradient with respect to the logits differs from the reference's.",
-                             None if logits.grad is None else logits.grad.reshape(-1)[:4], expected.reshape(-1)[:4])
+    target = _target(shape, seed)
+    expect_gradient(lambda x: _call(fn, x, target), lambda x: _reference(x, target), _logits(shape, seed),
+                    "Thresholding (logits > 0) or .item()/.detach()/numpy cut the graph: use soft probabilities, "
+                    "torch.sigmoid(logits).")
 
 
 def _bce_only(fn: Callable[..., Any]) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from ..metrics import ConfusionMatrix, nan_divide
 from .compare import Variant, expect_same
-from .core import Property, PropertyFailed
+from .core import Property
 from .isolation import call_learner
 from .spec import ExerciseSpec
 from .tools import generator, require_tensor

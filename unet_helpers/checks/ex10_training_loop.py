@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..metrics import ConfusionMatrix
 from .compare import same
 from .core import Property, PropertyFailed
-from .isolation import call_learner
+from .isolation import call_learner, current_session
 from .spec import ExerciseSpec
 from .tools import generator
 
@@ -250,11 +250,44 @@ def _ev_eval_mode(fn: Callable[..., Any]) -> None:
             raise PropertyFailed("BatchNorm's running statistics changed during evaluation.", after, before)
 
 
+GRAD_LEFT_OFF = "with torch.no_grad(), not torch.set_grad_enabled(False)"
+
+
+def _left_grad_off() -> bool:
+    """The latest learner call found gradient tracking on and left it off."""
+    session = current_session()
+    states = session.last_states if session is not None else None
+    return states is not None and states[0].grad_enabled and not states[1].grad_enabled
+
+
 def _ev_no_grad(fn: Callable[..., Any]) -> None:
-    if any(grad for _, grad in _run_evaluate(fn)["seen"]):
+    seen = _run_evaluate(fn)["seen"]
+    if any(grad for _, grad in seen) and _left_grad_off():
+        raise PropertyFailed(
+            "Your evaluate switches gradient tracking off for good (`torch.set_grad_enabled(False)`, never switched "
+            "back), yet its forward passes ran with tracking on. Off for good is the real mistake: the next training "
+            "step after an evaluation gets no gradients and its backward() fails.",
+            "grad mode on during forward, off after evaluate returned", "off during forward, on again after",
+            hint="Drop `torch.set_grad_enabled(...)` and put the loop in one `with torch.no_grad():` block: off "
+                 "inside, switched back on when the block ends (even on an error).", name=GRAD_LEFT_OFF)
+    if any(grad for _, grad in seen):
         raise PropertyFailed("Gradients were tracked during the forward passes.", "torch.is_grad_enabled() = True",
                              "False", hint="Wrap the loop in `with torch.no_grad():` (or `torch.inference_mode()`): "
                                            "no graph is kept, which saves memory and time.")
+
+
+def _ev_caller_grad_off(fn: Callable[..., Any]) -> None:
+    with torch.no_grad():  # a caller that evaluates inside its own no_grad block
+        _run_evaluate(fn)
+    session = current_session()
+    states = session.last_states if session is not None else None
+    if states is not None and not states[0].grad_enabled and states[1].grad_enabled:
+        raise PropertyFailed(
+            "Called with gradient tracking off (inside the caller's `with torch.no_grad():`), your evaluate returned "
+            "with it on: `torch.set_grad_enabled(True)` at the end switches it on whatever the caller had.",
+            "grad mode on after evaluate returned", "off, as the caller had it",
+            hint="Use `with torch.no_grad():` around the loop instead of switching the mode by hand: it puts back "
+                 "whatever mode the caller had.")
 
 
 def _ev_values(fn: Callable[..., Any], index: int, name: str, message: str) -> None:
@@ -286,6 +319,8 @@ def _evaluate_properties() -> list[Property]:
         Property("no gradients tracked (torch.no_grad())", data, _ev_no_grad),
         Property("mean loss over images (weighted by batch size)", data, _ev_loss),
         Property("mIoU from counts over the whole dataset", data, _ev_miou),
+        Property("grad mode back as the caller had it", "the same, called inside the caller's torch.no_grad()",
+                 _ev_caller_grad_off),
     ]
 
 

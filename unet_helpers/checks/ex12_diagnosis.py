@@ -60,9 +60,11 @@ def _ratio(num: float, den: float) -> float:
 
 def reference_evidence(preds: Any, targets: Any, k: int, band_width: int = 2, small_size: int = 64,
                        connectivity: int = 8, found_share: float = 0.5, per_image: bool = False,
-                       inclusive_band: bool = False) -> dict[str, Any]:
+                       inclusive_band: bool = False, inclusive_small: bool = False,
+                       partner: str = "most") -> dict[str, Any]:
     """The evidence of class ``k`` (module docstring); the keyword options after ``small_size`` give the
-    variants of common slips, the defaults the definition.
+    variants of common slips, the defaults the definition (``partner``: ``"most"``, or the slips
+    ``"least"`` and ``"foreground"``, the most frequent class other than the background).
 
     Shape:
         - ``preds``, ``targets``: ``(N, H, W)`` class ids (tensor or array) or a list of ``(H, W)`` masks
@@ -85,7 +87,7 @@ def reference_evidence(preds: Any, targets: Any, k: int, band_width: int = 2, sm
         sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
         hits = np.bincount(labels.ravel(), weights=pk.ravel(), minlength=count + 1)[1:]
         found = hits >= found_share * sizes
-        small = sizes < small_size
+        small = sizes <= small_size if inclusive_small else sizes < small_size
         counts["small"] = [int(small.sum()), int((found & small).sum())]
         counts["large"] = [int((~small).sum()), int((found & ~small).sum())]
         for key in ("band", "interior", "small", "large"):
@@ -94,15 +96,25 @@ def reference_evidence(preds: Any, targets: Any, k: int, band_width: int = 2, sm
         totals["pred"] += int(pk.sum())
         for cls, n in zip(*np.unique(pred[tk & ~pk], return_counts=True)):
             missed[int(cls)] = missed.get(int(cls), 0) + int(n)
-        per.append(_evidence(counts, int(tk.sum()), int(pk.sum()), missed))
+        per.append(_evidence(counts, int(tk.sum()), int(pk.sum()), missed, partner))
     if per_image:
         return {key: float(np.nanmean([e[key] for e in per])) if key != "confused_with" else per[-1][key]
                 for key in KEYS}
-    return _evidence(totals, totals["true"], totals["pred"], missed)
+    return _evidence(totals, totals["true"], totals["pred"], missed, partner)
 
 
-def _evidence(counts: dict, true: int, pred: int, missed: dict[int, int]) -> dict[str, Any]:
-    partner = max(missed, key=lambda c: (missed[c], -c)) if missed else None
+def _partner(missed: dict[int, int], rule: str) -> int | None:
+    """The class taking the most missed pixels (ties: the smaller id); ``rule`` gives the slips."""
+    if rule == "foreground":
+        missed = {cls: n for cls, n in missed.items() if cls != 0}
+    if not missed:
+        return None
+    pick = min if rule == "least" else max
+    return pick(missed, key=lambda c: (missed[c], -c))
+
+
+def _evidence(counts: dict, true: int, pred: int, missed: dict[int, int], partner: str = "most") -> dict[str, Any]:
+    partner = _partner(missed, partner)
     return {
         "band_iou": _ratio(*counts["band"]), "interior_iou": _ratio(*counts["interior"]),
         "small_recall": _ratio(counts["small"][1], counts["small"][0]),
@@ -151,6 +163,13 @@ def _slips(preds: Any, targets: Any, k: int) -> list[Variant]:
                 "exactly band_width away: the band is distance < band_width."),
         Variant("counts summed over every image", slip(per_image=True), "You average per-image ratios; add up the "
                 "counts of every image first, then divide once."),
+        Variant("small = under small_size pixels", slip(inclusive_small=True), "You count an object of exactly "
+                "small_size pixels as small: small means fewer than small_size pixels (`sizes < small_size`)."),
+        Variant("the class taking the most missed pixels", slip(partner="least"), "You name the class that took "
+                "the fewest missed pixels: `confused_with` is the one that took the most."),
+        Variant("the background counts as a class too", slip(partner="foreground"), "You leave the background out "
+                "of `confused_with`: when the missed pixels became background, the answer is 0 (that is what tells "
+                "a model that under-predicts from one that confuses two classes)."),
     ]
 
 
@@ -159,14 +178,48 @@ def _evidence_case(defect: str, seed: int) -> tuple[np.ndarray, np.ndarray, int]
     return preds, targets, WEAK_CLASS[defect]
 
 
-def _compare_evidence(fn: Callable[..., Any], defect: str, seed: int, keys: Sequence[str], name: str) -> None:
-    preds, targets, k = _evidence_case(defect, seed)
+def drawn_scene() -> tuple[np.ndarray, np.ndarray, int]:
+    """Two 32x32 images of class 1 drawn so that every slip of the object rules gives other numbers.
+
+    Image 0: two 6x6 squares touching at one corner (one object of 72 pixels with 8-neighbours, two
+    small ones with 4), the upper one predicted; a 10x10 square with only its top 3 rows predicted
+    (30 of 100 pixels: not found, though some pixels are), its other pixels predicted as class 2.
+    Image 1: a 5x5 square predicted whole, a 6x6 square with 20 of its 36 pixels predicted (found,
+    not whole), an 8x8 square (exactly 64 pixels: large) predicted whole. The missed pixels: 70
+    became class 2, 52 background. Reference: small recall 2/2, large recall 2/3, confused with 2.
+
+    Shape:
+        - preds, targets: ``(2, 32, 32)`` int64 class ids
+    """
+    targets = np.zeros((2, 32, 32), np.int64)
+    preds = np.zeros_like(targets)
+    targets[0, 2:8, 2:8] = targets[0, 8:14, 8:14] = 1  # diagonal pieces
+    preds[0, 2:8, 2:8] = 1
+    targets[0, 18:28, 18:28] = 1  # 100 pixels, 30 predicted
+    preds[0, 18:28, 18:28] = 2
+    preds[0, 18:21, 18:28] = 1
+    targets[1, 2:7, 2:7] = preds[1, 2:7, 2:7] = 1  # small, whole
+    targets[1, 2:8, 12:18] = 1  # small, 20 of 36 predicted
+    preds[1, 2:5, 12:18] = 1
+    preds[1, 5, 12:14] = 1
+    targets[1, 16:24, 16:24] = preds[1, 16:24, 16:24] = 1  # exactly 64 pixels
+    return preds, targets, 1
+
+
+def _compare_evidence(fn: Callable[..., Any], case: tuple[np.ndarray, np.ndarray, int], what: str,
+                      keys: Sequence[str]) -> None:
+    preds, targets, k = case
     got = _call_evidence(fn, preds, targets, k)
     expected = reference_evidence(preds, targets, k)
     pick = lambda e: {key: e[key] for key in keys}  # noqa: E731
     variants = [Variant(v.name, (lambda v=v: pick(v.compute())), v.message) for v in _slips(preds, targets, k)]
-    expect_same(pick(got), pick(expected), f"a model that {defect}, class {k}, {len(targets)} images", variants,
+    expect_same(pick(got), pick(expected), f"{what}, class {k}, {len(targets)} images", variants,
                 atol=1e-9, rtol=1e-9)
+
+
+def _compare_models(fn: Callable[..., Any], defects: Sequence[str], seed: int, keys: Sequence[str]) -> None:
+    for defect in defects:
+        _compare_evidence(fn, _evidence_case(defect, seed), f"a model that {defect}", keys)
 
 
 def _keys(fn: Callable[..., Any]) -> None:
@@ -174,23 +227,23 @@ def _keys(fn: Callable[..., Any]) -> None:
 
 
 def _band(fn: Callable[..., Any]) -> None:
-    for defect in ("erodes boundaries", "healthy"):
-        _compare_evidence(fn, defect, 1, ("band_iou", "interior_iou"), "band and interior IoU")
+    _compare_models(fn, ("erodes boundaries", "healthy"), 1, ("band_iou", "interior_iou"))
 
 
 def _recall(fn: Callable[..., Any]) -> None:
-    for defect in ("drops small objects", "under-predicts a rare class"):
-        _compare_evidence(fn, defect, 2, ("small_recall", "large_recall"), "object recall by size")
+    _compare_models(fn, ("drops small objects", "under-predicts a rare class"), 2, ("small_recall", "large_recall"))
+    _compare_evidence(fn, drawn_scene(), "drawn objects: diagonal pieces, partly predicted squares, one of exactly "
+                      "64 pixels", ("small_recall", "large_recall"))
 
 
 def _share(fn: Callable[..., Any]) -> None:
-    for defect in ("under-predicts a rare class", "erodes boundaries"):
-        _compare_evidence(fn, defect, 3, ("share_ratio",), "predicted / true share")
+    _compare_models(fn, ("under-predicts a rare class", "erodes boundaries"), 3, ("share_ratio",))
 
 
 def _confusion(fn: Callable[..., Any]) -> None:
-    for defect in ("confuses two classes", "under-predicts a rare class"):
-        _compare_evidence(fn, defect, 4, ("confused_with",), "the class taking the missed pixels")
+    _compare_models(fn, ("confuses two classes", "under-predicts a rare class"), 4, ("confused_with",))
+    _compare_evidence(fn, drawn_scene(), "drawn objects whose missed pixels became class 2 (70) and background (52)",
+                      ("confused_with",))
 
 
 def _undefined(fn: Callable[..., Any]) -> None:
@@ -223,16 +276,18 @@ def _accepts(fn: Callable[..., Any]) -> None:
 def _evidence_properties() -> list[Property]:
     return [
         Property("returns the six numbers as a dict", "a healthy model, class 1, 24 images of 64x64", _keys,
-                 f"Return `dict(band_iou=..., interior_iou=..., small_recall=..., large_recall=..., share_ratio=..., "
-                 f"confused_with=...)`."),
+                 "Return `dict(band_iou=..., interior_iou=..., small_recall=..., large_recall=..., share_ratio=..., "
+                 "confused_with=...)`."),
         Property("band and interior IoU", "an eroding and a healthy model, class 1", _band,
                  "`edges = inner(true_k) | inner(~true_k)`, `band = distance_transform_edt(~edges) < band_width`; IoU "
                  "within the band and outside it, counts summed over the images."),
-        Property("object recall by size", "a model that drops small objects, one that misses a rare class", _recall,
+        Property("object recall by size", "a model that drops small objects, one that misses a rare class, drawn "
+                 "objects (diagonal pieces, partly predicted, exactly small_size pixels)", _recall,
                  "`labels, n = ndimage.label(true_k, structure=np.ones((3, 3)))`; per object its size and how many of "
                  "its pixels are predicted k (`np.bincount(labels.ravel(), weights=pred_k.ravel())`)."),
         Property("predicted / true share", "a model that misses a rare class, one that erodes", _share),
-        Property("the class taking the missed pixels", "a model that confuses circles and squares", _confusion,
+        Property("the class taking the missed pixels", "a model that confuses circles and squares, one that misses "
+                 "a rare class, drawn objects whose missed pixels went to two classes", _confusion,
                  "Among the true pixels of k predicted as something else, the most frequent predicted class."),
         Property("undefined values are NaN", "no small object; a class in neither mask", _undefined),
         Property("accepts tensors, arrays and lists of masks", "the same masks three ways", _accepts),

@@ -29,6 +29,9 @@ from .spec import ExerciseSpec
 SOLUTIONS_ENV_VAR = "UNET_SOLUTIONS_DIR"
 INPUTS_UNCHANGED = "leaves its inputs unchanged"
 STATE_UNCHANGED = "leaves torch's global state as it found it"
+# The seed of every check: not one a learner would pick (0, 42, 1234), so that a learner's
+# torch.manual_seed shows as a new initial seed even where drawing random numbers is allowed.
+CHECK_SEED = 20_251_202
 
 
 def package_version() -> str:
@@ -141,7 +144,7 @@ class Exercise:
         torch.set_num_threads(1)  # the checks' tensors are tiny: one thread is faster, many times so on a busy CPU
         try:
             with torch.random.fork_rng(devices=[]):  # the learner's random stream is left as it was
-                torch.manual_seed(0)
+                torch.manual_seed(CHECK_SEED)
                 session = Session(answer, self.spec.forbidden, self.spec.random_allowed)
                 with session:
                     outcomes = [run_property(prop, answer) for prop in self.spec.properties()]

@@ -51,12 +51,13 @@ class TorchState:
     anomaly: bool
     default_device: str
     rng: torch.Tensor
+    seed: int  # torch.initial_seed(): changes only when someone calls torch.manual_seed / torch.seed
 
     @classmethod
     def capture(cls) -> "TorchState":
         return cls(torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_num_threads(),
                    torch.are_deterministic_algorithms_enabled(), torch.is_anomaly_enabled(),
-                   str(torch.get_default_device()), torch.get_rng_state())
+                   str(torch.get_default_device()), torch.get_rng_state(), torch.initial_seed())
 
     def restore(self) -> None:
         """Put back every setting that differs (only those: setting the default device installs a mode)."""
@@ -74,7 +75,7 @@ class TorchState:
         if now.default_device != self.default_device:
             torch.set_default_device(None if self.default_device == "cpu" else self.default_device)
         if not torch.equal(now.rng, self.rng):
-            torch.set_rng_state(self.rng)
+            torch.set_rng_state(self.rng)  # the state holds the initial seed too
 
     def changes(self, after: "TorchState", random_allowed: bool) -> list[str]:
         """One sentence per setting that differs in ``after``."""
@@ -96,7 +97,11 @@ class TorchState:
             found.append(f"anomaly detection was switched {'on' if after.anomaly else 'off'}")
         if after.default_device != self.default_device:
             found.append(f"the default device was changed to {after.default_device}")
-        if not random_allowed and not torch.equal(after.rng, self.rng):
+        if after.seed != self.seed:  # re-seeding is reported even where drawing random numbers is allowed
+            found.append(f"the global random generator was re-seeded (torch.manual_seed({after.seed})): the "
+                         "caller's random stream starts over, so every model or batch drawn after it repeats; "
+                         "seed once, at the top of the notebook, or use a torch.Generator of your own")
+        elif not random_allowed and not torch.equal(after.rng, self.rng):
             found.append("the global random generator was used or re-seeded (torch.manual_seed, torch.rand, ...): "
                          "this computation should be deterministic and leave the caller's random stream alone")
         return found
@@ -329,6 +334,7 @@ class Session:
         self.uses: dict[str, int] = {}
         self.mutations: list[str] = []
         self.state_changes: list[str] = []
+        self.last_states: tuple[TorchState, TorchState] | None = None  # (before, after) of the latest call
         self.calls = 0
         self.returned = 0
         self._token: contextvars.Token | None = None
@@ -370,6 +376,7 @@ class Session:
         finally:
             self.tripwire.disarm()
             after = TorchState.capture()
+            self.last_states = (before, after)
             self.state_changes += [c for c in before.changes(after, random_allowed) if c not in self.state_changes]
             before.restore()
             self._compare_inputs(fn, args, kwargs, given_args, given_kwargs)
