@@ -4,7 +4,8 @@ Fast tests: inserting the cell is idempotent and keeps the notebook's intro firs
 own environment the cell installs nothing. The slow test is a fresh Colab-style kernel: a clean
 venv with only Jupyter (nbclient, ipykernel) and torch runs a small notebook whose first code cell
 is the set-up cell; the cell must install the package from a locally built wheel, after which the
-next cell builds a U-Net; run again, the cell installs nothing.
+next cell builds a U-Net; run again, the cell installs nothing. Then the course's lesson 01 and
+exercise 03 run end to end in that kernel from their own set-up cell.
 """
 from __future__ import annotations
 
@@ -151,3 +152,18 @@ def test_a_fresh_kernel_installs_the_package_from_a_local_wheel(tmp_path):
     fresh.run([python, tmp_path / "run.py", path, kernel], cwd=tmp_path, env=env)  # now the package is there
     again = cell_text(nbformat.read(path, as_version=4).cells[1])
     assert "installing" not in again and "device: cpu" in again, again
+
+    # The course's own lesson 01 and exercise 03 (as shipped: the exercise's stubs unfinished), end to
+    # end from their set-up cell, in that kernel.
+    # Colab ships ipywidgets; this venv gets it as the package's [widgets] extra would bring it.
+    fresh.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", fresh.CONSTRAINTS,
+               "ipywidgets"])
+    for source in (REPO / "notebooks" / "01_segmentation_tasks.ipynb", REPO / "exercises" / "ex03_up_block.ipynb"):
+        folder = tmp_path / source.parent.name
+        folder.mkdir(exist_ok=True)
+        copy = folder / source.name
+        copy.write_bytes(source.read_bytes())
+        fresh.run([python, tmp_path / "run.py", copy, kernel], cwd=folder, env=env)  # raises on any cell error
+        ran = nbformat.read(copy, as_version=4)
+        first = next(c for c in ran.cells if c.cell_type == "code")
+        assert setup.SETUP_TAG in first.metadata.get("tags", []) and "device: cpu" in cell_text(first), source.name
