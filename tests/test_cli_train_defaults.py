@@ -5,6 +5,7 @@ Tiny models on synthetic folders in ``tmp_path``; references are counted by hand
 or computed in closed form (the schedule's factors).
 """
 import argparse
+import itertools
 import json
 import math
 
@@ -116,7 +117,7 @@ def test_warmup_cosine_rises_to_its_peak_and_never_exceeds_it():
     assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # linear warm-up
     assert max(factors) == pytest.approx(1.0) and all(f <= 1.0 for f in factors)
     after = factors[4:]
-    assert all(a >= b for a, b in zip(after, after[1:]))  # decays monotonically
+    assert all(a >= b for a, b in itertools.pairwise(after))  # decays monotonically
     t = 12  # halfway through the decay: (1 + cos(pi / 2)) / 2
     assert schedule(t) == pytest.approx(0.5 * (1 + math.cos(math.pi * (t - 4) / 16)))
     assert factors[20] == pytest.approx(0.0, abs=1e-12)

@@ -56,13 +56,13 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import SHAPE_CLASSES, ArrayDataset, split_indices, synthetic_segmentation
 from ..encoders.unet import ENCODER_STRIDE, ENCODERS, EncoderUNet
 from ..folder import SegmentationFolder
+from ..inference import predict_tiled
 from ..loaders import make_loader
 from ..losses import CombinedLoss
 from ..records import History
 from ..tensorboard_log import TensorBoardLog
 from ..runtime import seed_everything, unwrap_model
 from ..train import fit
-from ..inference import predict_tiled
 from ..transforms import CentreCrop, training_transform
 from ..unet import UNet
 from .common import (CliError, add_pixel_limit_argument, check_output_folder, non_negative_float, non_negative_int,
@@ -474,7 +474,7 @@ class BudgetPlan:
         run_files: the ``RunFiles`` callback (its ``total_epochs`` is set).
     """
 
-    def __init__(self, minutes: float, steps_per_epoch: int, scheduler, extra: dict, run_files: "RunFiles") -> None:
+    def __init__(self, minutes: float, steps_per_epoch: int, scheduler, extra: dict, run_files: RunFiles) -> None:
         self.minutes, self.steps_per_epoch, self.scheduler = minutes, steps_per_epoch, scheduler
         self.extra, self.run_files = extra, run_files
         self.epochs: int | None = None
