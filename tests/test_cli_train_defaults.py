@@ -253,3 +253,26 @@ def test_time_budget_refuses_resume(folder, tmp_path, capsys):
     assert main([*folder_args(folder, "--epochs", "1", "--steps-per-epoch", "1"), "--out", str(out)]) == 0
     err = run_error(capsys, [*folder_args(folder, "--time-budget", "1"), "--out", str(out), "--resume", str(out / "last.pt")])
     assert "--time-budget cannot continue a run" in err and "resume with --epochs E" in err
+
+
+@pytest.mark.slow
+def test_torchrun_folder_defaults_and_time_budget(folder, tmp_path):
+    """Two processes: the repeated shuffle deals out disjoint draws, process 0's budget plan reaches both."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    argv = [*folder_args(folder, "--time-budget", "0.05", "--steps-per-epoch", "3"), "--out", str(out)]
+    argv[argv.index("05")] = "04,05"  # each process needs a validation image
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unet_helpers", *argv]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("parameters and buffers identical on all 2 processes") == 1
+    lines = records(out)
+    saved = load_checkpoint(out / "last.pt")
+    assert saved["extra"]["epochs_planned"] == len(lines) >= 1 and saved["extra"]["total_steps"] == 3 * len(lines)
+    assert scheduler_state(out / "last.pt")["last_epoch"] == 3 * len(lines)
