@@ -657,6 +657,7 @@ def _train(args: argparse.Namespace, context) -> int:
     board = tensorboard_log(args.tensorboard, info["class_names"]) if args.tensorboard and context.is_main else None
     if board is not None:
         callbacks.append(board)
+
     def run(epochs: int, history: History) -> History:
         return fit(
             ddp_model, loader, val_loader, CombinedLoss(ignore_index=args.ignore_index), optimizer, epochs,
