@@ -16,9 +16,28 @@ smallest size, so a bad file stops the run at once with the file named, never mi
 ``--no-pretrained``; ``--freeze-encoder-epochs N`` keeps the encoder frozen for the first N epochs,
 ``--encoder-lr-scale F`` gives it F times the learning rate).
 
-Defaults: UNet base 16, Adam with a one-cycle schedule peaking at 3e-3, cross-entropy + Dice,
-batch 8, flips and rotations (``benchmarks/bench_train_synthetic.py`` measures how fast they get
-to a given validation mIoU; ``BENCHMARKS.md`` has the figures).
+Defaults: UNet base 16, Adam, cross-entropy + Dice, batch 8, flips and rotations. On the synthetic
+shapes an epoch is one pass and the schedule is one-cycle peaking at 3e-3
+(``benchmarks/bench_train_synthetic.py`` measures how fast they get to a given validation mIoU;
+``BENCHMARKS.md`` has the figures). On a folder (``--data``) the defaults are made for small real
+sets, where one pass is a handful of batches:
+
+- an epoch is ``max(one pass, FOLDER_STEPS)`` optimisation steps; longer than one pass, the sampler
+  (``RepeatedShuffle``) walks through seeded shuffles of the set one after another, so every image
+  is drawn equally often (give or take one) and each draw gets its own random crop and augmentation;
+- the schedule is ``FOLDER_SCHEDULE`` at peak ``FOLDER_LR`` (``WarmupCosine``: a linear warm-up that
+  always ends inside the first epoch, then a cosine decay to zero), chosen by the short runs on the
+  ssTEM set recorded in the README ("Ten minutes of ``train`` on the real sets");
+- validation runs on whole images; images with a side above ``--val-tile`` are predicted by
+  overlapping tiles (``TiledValidation``), so every pixel is still counted.
+
+``--time-budget MINUTES`` times the first epoch (training and validation) and plans the run from it:
+``epochs = max(1, floor(budget / first epoch))``; the cosine decay is set to end with the last of
+them (``WarmupCosine.total_steps`` is fixed after the first epoch; the one-cycle schedule needs the
+length before the first step, so it cannot be combined with a budget).
+
+``--elastic`` adds ``transforms.ElasticDeform`` (the U-Net paper's 3x3 grid, 10 px) to the training
+pipeline after the crop, flips and rotations.
 """
 from __future__ import annotations
 
@@ -28,13 +47,16 @@ import math
 from pathlib import Path
 
 import torch
-from torch.utils.data import DistributedSampler
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DistributedSampler, Sampler
 
 from ..atomic import atomic_path
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import SHAPE_CLASSES, ArrayDataset, split_indices, synthetic_segmentation
 from ..encoders.unet import ENCODER_STRIDE, ENCODERS, EncoderUNet
 from ..folder import SegmentationFolder
+from ..inference import predict_tiled
 from ..loaders import make_loader
 from ..losses import CombinedLoss
 from ..records import History
@@ -50,6 +72,11 @@ from .distributed import EpochLoader, ShardSampler, cleanup_distributed, replica
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 SCHEDULES = ("onecycle", "cosine", "constant")
 MAX_DEPTH = 8  # a UNet halves the image this many times at most
+SYNTHETIC_LR, SYNTHETIC_SCHEDULE = 3e-3, "onecycle"
+FOLDER_LR, FOLDER_SCHEDULE = 1e-3, "cosine"  # measured on ssTEM: README "Ten minutes of `train` on the real sets"
+FOLDER_STEPS = 50  # the shortest default epoch on folder data, in optimisation steps (why: --steps-per-epoch help)
+WARMUP_STEPS = 50  # default linear warm-up of the cosine schedule (cut to one epoch when epochs are shorter)
+VAL_TILE = 1024  # validation images with a side above this are predicted by tiles of this size
 
 
 def tensorboard_log(folder: str, class_names: list[str]) -> TensorBoardLog:
@@ -74,8 +101,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-names", help="comma-separated stems for validation (default: a seeded --val-fraction)")
     data.add_argument("--val-fraction", type=open_fraction, default=0.2, help="validation share for a random split (default 0.2)")
     data.add_argument("--crop", type=positive_int, help="train on random crops of this size (large images, or images of several sizes)")
-    data.add_argument("--val-crop", type=positive_int, help="validate on centre crops of this size (default: whole images)")
+    data.add_argument("--val-crop", type=positive_int,
+                      help="validate on centre crops of this size (default: whole images; faster, but the borders are never scored)")
+    data.add_argument("--val-tile", type=positive_int, default=VAL_TILE,
+                      help=f"whole validation images with a side above this are predicted by overlapping tiles of this size "
+                           f"(predict_tiled, 25%% overlap), so every pixel is scored in bounded memory (default {VAL_TILE})")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random flips and 90-degree rotations")
+    data.add_argument("--elastic", action="store_true",
+                      help="also deform every training crop elastically (the U-Net paper's augmentation: random "
+                           "displacements on a 3x3 grid, 10 px standard deviation, interpolated smoothly)")
     data.add_argument("--normalize", choices=("unit", "per_image"), default="per_image", help="image scaling for --data (default per_image)")
     data.add_argument("--channels", type=int, choices=(1, 3), help="force grayscale (1) or RGB (3)")
     data.add_argument("--ignore-index", type=non_negative_int, help="class id of unlabelled pixels (left out of loss and metrics)")
@@ -93,12 +127,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="with --encoder: keep the encoder frozen for the first N epochs (default 0)")
     run.add_argument("--encoder-lr-scale", type=positive_float,
                      help="with --encoder: the encoder's learning rate is --lr times this (default 0.1 when pretrained, else 1)")
-    run.add_argument("--epochs", type=positive_int, default=12, help="total epochs, counting those of a resumed run (default 12)")
+    run.add_argument("--epochs", type=positive_int, help="total epochs, counting those of a resumed run (default 12; not with --time-budget)")
+    run.add_argument("--time-budget", type=positive_float, metavar="MINUTES",
+                     help="plan the run from a timed first epoch: epochs = max(1, floor(MINUTES / first epoch's minutes)), the "
+                          "first epoch's training and validation counted, data checks before it not; needs --schedule cosine or constant")
     run.add_argument("--batch-size", type=positive_int, default=8, help="images per batch and process (default 8)")
-    run.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate of Adam (default 3e-3)")
-    run.add_argument("--schedule", choices=SCHEDULES, default="onecycle", help="learning-rate schedule, stepped per batch (default onecycle)")
+    run.add_argument("--lr", type=positive_float,
+                     help=f"peak learning rate of Adam (default {SYNTHETIC_LR:g} on the synthetic shapes, {FOLDER_LR:g} with --data)")
+    run.add_argument("--schedule", choices=SCHEDULES,
+                     help=f"learning-rate schedule, stepped per batch: onecycle (torch's OneCycleLR), cosine (linear warm-up, "
+                          f"then cosine decay to 0), constant (default {SYNTHETIC_SCHEDULE} on the synthetic shapes, "
+                          f"{FOLDER_SCHEDULE} with --data, where one-cycle's high peak undid what a small set had learnt)")
+    run.add_argument("--warmup-steps", type=non_negative_int, default=WARMUP_STEPS,
+                     help=f"cosine schedule: linear warm-up over this many steps, cut to the first epoch (default {WARMUP_STEPS})")
     run.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="Adam weight decay (default 0)")
-    run.add_argument("--steps-per-epoch", type=positive_int, help="cut every epoch after this many batches (quick tests)")
+    run.add_argument("--steps-per-epoch", type=positive_int,
+                     help=f"optimisation steps per epoch; fewer than one pass cuts the pass, more walks through further "
+                          f"seeded shuffles of the training set (default: one pass on the synthetic shapes; with --data "
+                          f"max(one pass, {FOLDER_STEPS}): two dozen 512x512 slices at --crop 256 are 3 batches a pass, too few "
+                          f"for an epoch to mean anything; {FOLDER_STEPS} steps keep a whole-image validation a small share of "
+                          f"the epoch and still leave a ten-minute --time-budget several epochs to pick best.pt from)")
     run.add_argument("--seed", type=int, default=0, help="seed of data split, initial weights and augmentation")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
                      help="train in channels-last memory layout on the CPU (faster with oneDNN; measured in BENCHMARKS.md)")
@@ -157,7 +205,7 @@ def build_datasets(args: argparse.Namespace) -> tuple[object, object, dict]:
         images, masks = synthetic_segmentation(args.synthetic_train, args.size, seed=args.seed)
         val_images, val_masks = synthetic_segmentation(args.synthetic_val, args.size, seed=args.seed + 1)
         info = {"class_names": list(SHAPE_CLASSES), "channels": 3, "mask_values": None, "normalize": "unit", "data": "synthetic"}
-        return ArrayDataset(images, masks, training_transform(args.crop, args.augment)), ArrayDataset(val_images, val_masks), info
+        return ArrayDataset(images, masks, training_transform(args.crop, args.augment, args.elastic)), ArrayDataset(val_images, val_masks), info
     root = require_dir(args.data, "data")
     mapping, names = parse_mask_values(args.mask_values), parse_list(args.class_names)
     classes = args.classes or (len(names) if names else None)
@@ -189,7 +237,7 @@ def build_datasets(args: argparse.Namespace) -> tuple[object, object, dict]:
         raise CliError("no validation images: raise --val-fraction or pass --val-names")
     channels = everything.channels  # one count for all files, so train and val agree
     common["channels"] = channels
-    train = SegmentationFolder(root, names=train_names, transform=training_transform(args.crop, args.augment), **common)
+    train = SegmentationFolder(root, names=train_names, transform=training_transform(args.crop, args.augment, args.elastic), **common)
     val = SegmentationFolder(root, names=val_names, transform=CentreCrop(args.val_crop) if args.val_crop else None, **common)
     info = {
         "class_names": names or [f"class {k}" for k in range(classes)], "channels": channels,
@@ -199,8 +247,54 @@ def build_datasets(args: argparse.Namespace) -> tuple[object, object, dict]:
     return train, val, info
 
 
+class RepeatedShuffle(Sampler[int]):
+    """``samples`` indices per process from seeded shuffles of ``range(length)`` laid end to end.
+
+    An epoch longer than one pass over a small set: the first ``length`` draws are one shuffle, the
+    next ``length`` another, and so on, so every index appears equally often (give or take one) and
+    the order is a function of ``(seed, epoch)`` only (``fit`` calls ``set_epoch``; a resumed run sees
+    the same orders). Under ``torchrun`` the ``samples * world_size`` draws are dealt out in turn,
+    so the processes see disjoint draws.
+
+    Args:
+        length: the size of the dataset.
+        samples: indices this process yields per epoch (steps x batch size).
+        seed: the shuffle seed.
+        rank, world_size: this process and the number of processes.
+    """
+
+    def __init__(self, length: int, samples: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.length, self.samples, self.seed, self.rank, self.world_size = length, samples, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        wanted = self.samples * self.world_size
+        passes = [torch.randperm(self.length, generator=generator) for _ in range(-(-wanted // self.length))]
+        order = torch.cat(passes)[:wanted]  # (samples * world_size,)
+        return iter(order[self.rank::self.world_size].tolist())
+
+
 def _loaders(args, train, val, info, context):
-    """Training loader (``DistributedSampler`` when distributed) and validation loader (``ShardSampler``)."""
+    """Training loader (``DistributedSampler`` when distributed, ``RepeatedShuffle`` for epochs longer
+    than one pass) and validation loader (``ShardSampler``); sets ``args.steps_per_epoch``."""
+    train_loader, val_loader = _one_pass_loaders(args, train, val, info, context)
+    one_pass = len(train_loader)
+    if args.steps_per_epoch is None:
+        args.steps_per_epoch = one_pass if args.data is None else max(one_pass, FOLDER_STEPS)
+    if args.steps_per_epoch > one_pass:
+        sampler = RepeatedShuffle(len(train), args.steps_per_epoch * args.batch_size, args.seed, context.rank, context.world_size)
+        train_loader = make_loader(train, args.batch_size, shuffle=False, sampler=sampler, drop_last=False)
+    return train_loader, val_loader
+
+
+def _one_pass_loaders(args, train, val, info, context):
     if context.enabled:
         sampler = DistributedSampler(train, context.world_size, context.rank, shuffle=True, seed=args.seed)
         per_rank = len(sampler)
@@ -217,13 +311,80 @@ def _loaders(args, train, val, info, context):
     return train_loader, val_loader
 
 
-def _scheduler(args, optimizer, total_steps: int):
+class WarmupCosine:
+    """The learning-rate factor of step ``t`` (a ``LambdaLR`` function): a linear warm-up, then a cosine decay.
+
+    ``factor(t) = (t + 1) / warmup_steps`` for ``t < warmup_steps``, then
+    ``(1 + cos(pi * p)) / 2`` with ``p = (t - warmup_steps) / (total_steps - warmup_steps)``,
+    so the rate rises to its peak (factor 1) and never exceeds it, and reaches 0 at ``total_steps``.
+    ``total_steps`` may be ``None`` until it is known (``--time-budget``: set after the first
+    epoch, which holds the whole warm-up); meanwhile the factor after the warm-up is 1.
+    ``LambdaLR`` stores this object's attributes in its ``state_dict``, so a checkpoint keeps the plan.
+    """
+
+    def __init__(self, warmup_steps: int, total_steps: int | None = None) -> None:
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.total_steps is None:
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _scheduler(args, optimizer, total_steps: int | None):
+    """The ``--schedule``; ``total_steps`` is ``None`` under ``--time-budget`` (not known before the first epoch)."""
     if args.schedule == "onecycle":
         max_lr = [group["lr"] for group in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 1))
     if args.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+        warmup = min(args.warmup_steps, args.steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total_steps))
     return None
+
+
+class TiledValidation(nn.Module):
+    """``model`` for training; in eval mode, images with a side above ``tile`` go through ``predict_tiled``.
+
+    Returns log-probabilities for tiled images (argmax and the losses' softmax agree with the
+    blended probabilities), so ``train.evaluate`` scores whole large images in bounded memory.
+
+    Shape:
+        - Input: ``(N, C, H, W)``; output: ``(N, K, H, W)``
+    """
+
+    def __init__(self, model: nn.Module, tile: int) -> None:
+        super().__init__()
+        self.model, self.tile = model, tile
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.training or max(images.shape[-2:]) <= self.tile:
+            return self.model(images)
+        probs = [predict_tiled(self.model, image, self.tile, return_probs=True, channels_last=False)[1] for image in images]
+        return torch.stack(probs).to(images.device).clamp_min(1e-12).log()  # (N, K, H, W)
+
+
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """The defaults that depend on the data (synthetic shapes or a folder) and the refused combinations."""
+    folder = args.data is not None
+    if args.lr is None:
+        args.lr = FOLDER_LR if folder else SYNTHETIC_LR
+    if args.schedule is None:
+        args.schedule = FOLDER_SCHEDULE if folder else SYNTHETIC_SCHEDULE
+    if args.time_budget is not None:
+        if args.epochs is not None:
+            raise CliError(f"--time-budget {args.time_budget:g} plans the number of epochs itself; drop --epochs {args.epochs} "
+                           "(or drop --time-budget)")
+        if args.resume:
+            raise CliError("--time-budget cannot continue a run (a new timing would plan another schedule); resume with "
+                           "--epochs E, the number of epochs the budget chose (printed, and in the checkpoint's extra 'epochs_planned')")
+        if args.schedule == "onecycle":
+            raise CliError("--time-budget needs --schedule cosine or constant: the one-cycle schedule must know the length of "
+                           "the run before its first step, the budget knows it after the first epoch")
+    elif args.epochs is None:
+        args.epochs = 12
 
 
 def _fmt(value: float) -> str:
@@ -244,7 +405,7 @@ class RunFiles:
             ``best_miou`` is kept up to date.
         best: the best validation mIoU so far (from a resumed checkpoint, else ``-inf``).
         class_names: names printed in the epoch lines.
-        total_epochs: the planned total, for ``epoch 3/12``.
+        total_epochs: the planned total, for ``epoch 3/12`` (0: not known yet, ``epoch 1/?``).
         quiet: do not print one line per epoch.
         lines: the ``metrics.jsonl`` lines of the epochs before this run (when resuming).
     """
@@ -271,7 +432,7 @@ class RunFiles:
         if not self.quiet:
             iou = record.val.iou if record.val is not None else ()
             ious = ", ".join(f"{n} {v:.3f}" for n, v in zip(self.class_names, iou) if math.isfinite(v))
-            print(f"epoch {record.epoch}/{self.total_epochs}  loss {record.train.loss:.4f}  val mIoU {_fmt(record.miou)}"
+            print(f"epoch {record.epoch}/{self.total_epochs or '?'}  loss {record.train.loss:.4f}  val mIoU {_fmt(record.miou)}"
                   f"{' (best)' if improved else ''}  [{ious}]  {record.seconds:.1f}s", flush=True)
 
 
@@ -296,6 +457,52 @@ def _build_model(args: argparse.Namespace, info: dict, k: int) -> torch.nn.Modul
         return EncoderUNet(args.encoder, pretrained=args.pretrained, in_channels=info["channels"], num_classes=k)
     except ImportError as error:
         raise CliError(f"{error} (or pass --no-pretrained)") from None
+
+
+class BudgetPlan:
+    """A ``fit`` callback for ``--time-budget``: after the first epoch, plan the run from its seconds.
+
+    ``epochs = max(1, floor(minutes * 60 / first epoch's seconds))`` (training and validation of the
+    first epoch, as ``EpochRecord.seconds``); the cosine decay is set to end with the last step of
+    the last epoch, and the checkpoints' ``extra`` and the epoch lines get the plan.
+
+    Args:
+        minutes: the budget.
+        steps_per_epoch: optimisation steps of every epoch.
+        scheduler: the ``LambdaLR`` of ``WarmupCosine`` (or ``None`` for a constant rate).
+        extra: the checkpoints' ``extra`` (``total_steps``, ``epochs_planned`` are set).
+        run_files: the ``RunFiles`` callback (its ``total_epochs`` is set).
+    """
+
+    def __init__(self, minutes: float, steps_per_epoch: int, scheduler, extra: dict, run_files: RunFiles) -> None:
+        self.minutes, self.steps_per_epoch, self.scheduler = minutes, steps_per_epoch, scheduler
+        self.extra, self.run_files = extra, run_files
+        self.epochs: int | None = None
+
+    def __call__(self, history: History, _model) -> None:
+        if self.epochs is not None:
+            return
+        seconds = history[-1].seconds
+        self.apply(max(1, math.floor(self.minutes * 60 / max(seconds, 1e-9))))
+        if not self.run_files.quiet:
+            print(f"time budget {self.minutes:g} min: the first epoch took {seconds:.1f} s, so {self.epochs} epoch(s) "
+                  f"of {self.steps_per_epoch} steps", flush=True)
+
+    def apply(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.run_files.total_epochs = epochs
+        self.extra.update(total_steps=epochs * self.steps_per_epoch, epochs_planned=epochs)
+        if self.scheduler is not None:
+            self.scheduler.lr_lambdas[0].total_steps = epochs * self.steps_per_epoch  # the decay ends with the run
+
+
+def _agreed_epochs(epochs: int, context) -> int:
+    """Process 0's planned epochs, on every process."""
+    if not context.enabled:
+        return epochs
+    value = torch.tensor([epochs], dtype=torch.int64)
+    dist.broadcast(value, 0)
+    return int(value)
 
 
 def _run_state(out: Path, resumed_epoch: int, rewind: bool) -> list[str]:
@@ -373,6 +580,7 @@ def _check_encoder_options(args: argparse.Namespace, context) -> None:
 
 
 def _train(args: argparse.Namespace, context) -> int:
+    _resolve_defaults(args)
     _check_encoder_options(args, context)
     if args.rewind and not args.resume:
         raise CliError("--rewind needs --resume CHECKPOINT")
@@ -408,7 +616,8 @@ def _train(args: argparse.Namespace, context) -> int:
         model.to(memory_format=torch.channels_last)  # before DDP wraps it, so its gradient buckets match
     train_loader, val_loader = _loaders(args, train, val, info, context)
     loader = EpochLoader(train_loader, args.steps_per_epoch, (lambda: sync_buffers(model)) if context.enabled else None)
-    total_steps = args.epochs * len(loader)
+    budget = args.time_budget is not None
+    total_steps = None if budget else args.epochs * len(loader)
     optimizer = _optimizer(args, model)
     scheduler = _scheduler(args, optimizer, total_steps)
     history, best, lines = [], -math.inf, []
@@ -424,7 +633,7 @@ def _train(args: argparse.Namespace, context) -> int:
             )
         if appending:  # every process checks, so all of them stop together
             lines = _run_state(out, len(history), args.rewind)
-    remaining = args.epochs - len(history)
+    remaining = 1 if budget else args.epochs - len(history)  # a budget run plans the rest after its first epoch
     if remaining <= 0:
         if context.is_main:
             print(f"nothing to do: {args.resume} already has {len(history)} of {args.epochs} epochs")
@@ -435,6 +644,8 @@ def _train(args: argparse.Namespace, context) -> int:
         model.freeze_encoder()
         callbacks.append(UnfreezeEncoder(model, frozen_until))
     ddp_model = wrap_model(model, context)
+    if args.val_crop is None and max(max(size) for size in getattr(val, "sizes", [(0, 0)])) > args.val_tile:
+        ddp_model = TiledValidation(ddp_model, args.val_tile)  # large whole images: scored by tiles
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if not appending:
@@ -442,15 +653,27 @@ def _train(args: argparse.Namespace, context) -> int:
                 path.unlink(missing_ok=True)
     extra = {**{key: v for key, v in info.items() if key != "val_batchable"}, "total_steps": total_steps,
              "epochs_planned": args.epochs, "best_miou": None, "freeze_encoder_epochs": args.freeze_encoder_epochs}
-    run_files = RunFiles(out, model, optimizer, scheduler, extra, best, info["class_names"], args.epochs, args.quiet, lines)
+    run_files = RunFiles(out, model, optimizer, scheduler, extra, best, info["class_names"], args.epochs or 0, args.quiet, lines)
     board = tensorboard_log(args.tensorboard, info["class_names"]) if args.tensorboard and context.is_main else None
     if board is not None:
         callbacks.append(board)
-    history = fit(
-        ddp_model, loader, val_loader, CombinedLoss(ignore_index=args.ignore_index), optimizer, remaining,
-        num_classes=k, ignore_index=args.ignore_index, scheduler=scheduler, scheduler_per_batch=True,
-        callbacks=[*callbacks, run_files], history=history, progress=not args.quiet and context.is_main, channels_last=channels_last,
-    )
+
+    def run(epochs: int, history: History) -> History:
+        return fit(
+            ddp_model, loader, val_loader, CombinedLoss(ignore_index=args.ignore_index), optimizer, epochs,
+            num_classes=k, ignore_index=args.ignore_index, scheduler=scheduler, scheduler_per_batch=True,
+            callbacks=[*callbacks, run_files], history=history, progress=not args.quiet and context.is_main, channels_last=channels_last,
+        )
+
+    plan = BudgetPlan(args.time_budget, len(loader), scheduler, extra, run_files) if budget else None
+    if plan is not None:
+        callbacks.append(plan)  # before run_files, so the first checkpoint already holds the plan
+    history = run(remaining, history)
+    if plan is not None:
+        epochs = _agreed_epochs(plan.epochs or 0, context)
+        plan.apply(epochs)  # the same plan on every process (callbacks run on process 0 only)
+        args.epochs = epochs
+        history = run(epochs - 1, history)
     if board is not None:
         board.close()
     identical = replicas_identical(model)
