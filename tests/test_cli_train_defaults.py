@@ -17,7 +17,9 @@ from PIL import Image
 from unet_helpers import UNet
 from unet_helpers.checkpoint import load_checkpoint
 from unet_helpers.cli import main
-from unet_helpers.cli.train import (FOLDER_STEPS, RepeatedShuffle, TiledValidation, WarmupCosine, add_train_arguments,
+from unet_helpers.loaders import RepeatedShuffle
+from unet_helpers.schedules import WarmupCosine
+from unet_helpers.cli.train import (FOLDER_STEPS, TiledValidation, add_train_arguments,
                                     build_datasets)
 
 TINY = ["--base", "4", "--depth", "2", "--quiet"]

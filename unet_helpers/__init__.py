@@ -2,7 +2,7 @@
 
 The library a learner reads sits at the top of the folder, in lesson order: ``blocks``, ``unet``
 (lessons 02-03), ``losses`` (04), ``metrics``, ``boundary`` (05), ``data``, ``transforms``,
-``records``, ``loaders``, ``train``, ``progress``, ``tensorboard_log``, ``checkpoint`` (06),
+``records``, ``loaders``, ``schedules``, ``train``, ``progress``, ``tensorboard_log``, ``checkpoint`` (06),
 ``inference``, ``tta`` (08), ``image_file``, ``mask_file``, ``folder`` (09) and ``encoders/`` (10),
 with ``validate``, ``runtime`` and ``atomic`` as helpers and ``viz/`` for figures. The wings import
 the library and never the other way round: ``inspector/``, ``realdata/``, ``views/`` (with

@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import DistributedSampler
 
 from ..atomic import atomic_path
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -57,9 +57,10 @@ from ..data import SHAPE_CLASSES, ArrayDataset, split_indices, synthetic_segment
 from ..encoders.unet import ENCODER_STRIDE, ENCODERS, EncoderUNet
 from ..folder import SegmentationFolder
 from ..inference import predict_tiled
-from ..loaders import make_loader
+from ..loaders import RepeatedShuffle, make_loader
 from ..losses import CombinedLoss
 from ..records import History
+from ..schedules import WarmupCosine
 from ..tensorboard_log import TensorBoardLog
 from ..runtime import seed_everything, unwrap_model
 from ..train import fit
@@ -247,40 +248,6 @@ def build_datasets(args: argparse.Namespace) -> tuple[object, object, dict]:
     return train, val, info
 
 
-class RepeatedShuffle(Sampler[int]):
-    """``samples`` indices per process from seeded shuffles of ``range(length)`` laid end to end.
-
-    An epoch longer than one pass over a small set: the first ``length`` draws are one shuffle, the
-    next ``length`` another, and so on, so every index appears equally often (give or take one) and
-    the order is a function of ``(seed, epoch)`` only (``fit`` calls ``set_epoch``; a resumed run sees
-    the same orders). Under ``torchrun`` the ``samples * world_size`` draws are dealt out in turn,
-    so the processes see disjoint draws.
-
-    Args:
-        length: the size of the dataset.
-        samples: indices this process yields per epoch (steps x batch size).
-        seed: the shuffle seed.
-        rank, world_size: this process and the number of processes.
-    """
-
-    def __init__(self, length: int, samples: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        self.length, self.samples, self.seed, self.rank, self.world_size = length, samples, seed, rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.samples
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        wanted = self.samples * self.world_size
-        passes = [torch.randperm(self.length, generator=generator) for _ in range(-(-wanted // self.length))]
-        order = torch.cat(passes)[:wanted]  # (samples * world_size,)
-        return iter(order[self.rank::self.world_size].tolist())
-
-
 def _loaders(args, train, val, info, context):
     """Training loader (``DistributedSampler`` when distributed, ``RepeatedShuffle`` for epochs longer
     than one pass) and validation loader (``ShardSampler``); sets ``args.steps_per_epoch``."""
@@ -309,29 +276,6 @@ def _one_pass_loaders(args, train, val, info, context):
         raise CliError(f"{len(train)} training image(s) make no batch of --batch-size {args.batch_size} (a last batch of "
                        "one image is dropped: BatchNorm cannot train on it); use more images or a smaller --batch-size")
     return train_loader, val_loader
-
-
-class WarmupCosine:
-    """The learning-rate factor of step ``t`` (a ``LambdaLR`` function): a linear warm-up, then a cosine decay.
-
-    ``factor(t) = (t + 1) / warmup_steps`` for ``t < warmup_steps``, then
-    ``(1 + cos(pi * p)) / 2`` with ``p = (t - warmup_steps) / (total_steps - warmup_steps)``,
-    so the rate rises to its peak (factor 1) and never exceeds it, and reaches 0 at ``total_steps``.
-    ``total_steps`` may be ``None`` until it is known (``--time-budget``: set after the first
-    epoch, which holds the whole warm-up); meanwhile the factor after the warm-up is 1.
-    ``LambdaLR`` stores this object's attributes in its ``state_dict``, so a checkpoint keeps the plan.
-    """
-
-    def __init__(self, warmup_steps: int, total_steps: int | None = None) -> None:
-        self.warmup_steps, self.total_steps = warmup_steps, total_steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.total_steps is None:
-            return 1.0
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _scheduler(args, optimizer, total_steps: int | None):
