@@ -19,7 +19,7 @@ NOTEBOOK_DIRS := $(wildcard notebooks solutions exercises)
 SMP_NOTEBOOKS := notebooks/10_use_it.ipynb
 NOT_IN_COURSE_ENV := $(addprefix --ignore=,$(SMP_NOTEBOOKS))
 
-.PHONY: lab test test-fast test-unit test-notebooks setup setup-test setup-smp test-smp exercises notebooks sync \
+.PHONY: lab lab-smp test test-fast test-unit test-notebooks setup setup-test setup-smp test-smp exercises notebooks sync \
 	bench bench-real bench-pretrained clean
 
 $(VENV)/.course: requirements.txt constraints.txt pyproject.toml
@@ -61,6 +61,11 @@ test-smp: $(VENV_SMP)/.smp
 lab: $(VENV)/.course
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
 		--ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks
+
+# Lesson 10 needs smp: JupyterLab from the smp environment (it has the course requirements too).
+lab-smp: $(VENV_SMP)/.smp
+	$(SMP_BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+		--ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/10_use_it.ipynb
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q --doctest-modules $(NBVAL) $(NOT_IN_COURSE_ENV) tests unet_helpers $(NOTEBOOK_DIRS)
