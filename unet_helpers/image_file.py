@@ -1,10 +1,10 @@
-"""One image or mask file, read correctly: ``read_header``, ``read_image``, ``scale_image``, ``load_image``.
+"""One image file, read correctly: ``read_header``, ``read_image``, ``scale_image``, ``load_image``.
 
 Used by ``SegmentationFolder`` (``folder.py``, lesson 09), the command line and whole-slide
 reading, so training and prediction scale an image the same way; masks are read by ``mask_file.py``
-with the same opener. Reads PNG, TIFF, BMP and JPEG with Pillow;
-the file's format must match its extension (a JPEG named ``.png`` is refused, since a mask saved as
-JPEG has lost its class ids). Masks must be lossless (PNG, TIFF, BMP, GIF).
+with the same opener (``open_checked``; masks must be lossless: PNG, TIFF, BMP, GIF). Reads PNG,
+TIFF, BMP and JPEG with Pillow; the file's format must match its extension (a JPEG named ``.png``
+is refused, since a mask saved as JPEG has lost its class ids).
 
 **One reading path for every pixel mode** (``read_image``, then ``scale_image``). What each Pillow
 mode becomes, as ``(H, W, C)``, and how ``normalize="unit"`` brings it to ``[0, 1]``:
@@ -28,9 +28,7 @@ mode                       read as                       ``"unit"`` scaling
 deeper colour mode). ``"per_image"`` subtracts each channel's mean and divides by its standard
 deviation, whatever the depth. A float image with a NaN or infinite pixel, a file with more than
 one frame (a stack or an animation), an empty image and a mode outside the table are refused with
-the file named. Masks (``read_mask``) must hold integer class ids: 1-bit, 8-bit, palette (the
-index), 16-bit or 32-bit integers >= 0; float masks, negative values and colours that differ
-between channels are refused.
+the file named. What a mask may hold is ``mask_file.py``'s concern.
 
 **Pixel limit.** Pillow refuses to decode images above ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89
 million pixels) as a guard against decompression bombs (a tiny file that decodes to gigabytes).
